@@ -1,0 +1,148 @@
+# spout - server-sent-events fan-out broker.
+#
+# Targets:
+#   make            build build/spoutd and the tools (needs the -dev packages;
+#                   `make deps` installs them on Debian 12)
+#   make run        install what is missing, build, run spoutd on its defaults
+#                   (pass flags with ARGS="--workers 2 ...")
+#   make test       install what is missing, build, run unit + integration tests
+#   make unit       Criterion unit tests only
+#   make integration  loopback integration tests only
+#   make asan       build under ASan+UBSan into build/asan/ (libc malloc)
+#   make tsan       build under TSan into build/tsan/ (libc malloc)
+#   make test-asan  unit + integration tests against the ASan+UBSan build
+#   make test-tsan  the concurrency tests under TSan
+#   make bench      load figures (tools/bench.sh); not part of make test
+#   make deps       only install missing packages (idempotent)
+#   make clean
+#
+# Knobs: SAN=address,undefined|thread  URING=0 (skip liburing even if found)
+#        ERR=1 (-Werror)  BUILD=dir  CC=clang
+
+CC      ?= cc
+BUILD   ?= build
+SAN     ?=
+URING   ?= auto
+ERR     ?= 0
+
+CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
+	-Iinclude -pthread -MMD -MP -D_GNU_SOURCE
+LDLIBS_BASE := -pthread -lxxhash -lhttp_parser
+
+ifeq ($(ERR),1)
+CFLAGS_BASE += -Werror
+endif
+
+# Sanitizer builds use libc malloc: ASan/TSan replace the allocator.
+ifneq ($(SAN),)
+CFLAGS_BASE += -fsanitize=$(SAN) -fno-omit-frame-pointer -O1
+LDFLAGS_BASE := -fsanitize=$(SAN)
+MALLOC := libc
+else
+MALLOC ?= jemalloc
+endif
+
+ifeq ($(MALLOC),jemalloc)
+LDLIBS_BASE += -ljemalloc
+CFLAGS_BASE += -DSP_HAVE_JEMALLOC
+endif
+
+ifeq ($(URING),auto)
+URING := $(shell pkg-config --exists liburing 2>/dev/null && echo 1 || echo 0)
+endif
+ifeq ($(URING),1)
+CFLAGS_BASE += -DSP_HAVE_URING
+LDLIBS_BASE += -luring
+endif
+
+CFLAGS  := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+LDFLAGS := $(LDFLAGS_BASE) $(EXTRA_LDFLAGS)
+LDLIBS  := $(LDLIBS_BASE)
+
+SRC      := $(wildcard src/*.c)
+LIB_SRC  := $(filter-out src/main.c,$(SRC))
+OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
+TOOLS    := $(BUILD)/spout-bench
+FLAGSTAMP := $(BUILD)/.flags
+
+.PHONY: all run test unit integration asan tsan test-asan test-tsan bench deps \
+	clean help tools
+
+all: $(BUILD)/spoutd tools
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+
+# Rebuild everything when the compiler flags change.
+$(FLAGSTAMP): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)' | cmp -s - $@ || \
+		echo '$(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)' > $@
+FORCE:
+
+$(BUILD)/obj/%.o: src/%.c $(FLAGSTAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libspout.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/spoutd: $(BUILD)/obj/main.o $(BUILD)/libspout.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/test/%: test/unit/%.c $(BUILD)/libspout.a $(FLAGSTAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libspout.a $(LDLIBS) -lcriterion
+
+tools: $(TOOLS)
+
+$(BUILD)/spout-bench: tools/spout-bench.c $(FLAGSTAMP)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lm -pthread
+
+$(BUILD)/ringbench: tools/ringbench.c include/spout/ring.h $(BUILD)/libspout.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libspout.a -pthread
+
+deps:
+	@tools/deps.sh $(DEPS_PROFILE)
+
+run: DEPS_PROFILE = run
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/spoutd
+	exec $(BUILD)/spoutd $(ARGS)
+
+test: DEPS_PROFILE = test
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@tools/run-tests.sh --build $(BUILD) all
+
+unit: $(UNIT_BIN)
+	@tools/run-tests.sh --build $(BUILD) unit
+
+integration: all
+	@tools/run-tests.sh --build $(BUILD) integration
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=address,undefined all \
+		$(UNIT_SRC:test/unit/%.c=build/asan/test/%)
+
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread all \
+		$(UNIT_SRC:test/unit/%.c=build/tsan/test/%)
+
+test-asan: asan
+	@tools/run-tests.sh --build build/asan all
+
+test-tsan: tsan
+	@tools/run-tests.sh --build build/tsan tsan
+
+bench: DEPS_PROFILE = bench
+bench: deps all $(BUILD)/ringbench
+	@tools/bench.sh --build $(BUILD)
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d) $(UNIT_BIN:=.d)

@@ -1,0 +1,167 @@
+/*
+ * broker.h - the threads of one spoutd process and the queues between them.
+ *
+ *                 accept4()                      PUB/EVENT lines
+ *   clients ---> [acceptor] --fd ring--+         publishers ---> [router]
+ *                                      |                          |  ^
+ *                                      v                          |  |
+ *                    +------------ [worker 0..N-1] <--frame ring--+  |
+ *                    |  epoll loop, owns its connections  --ctl ring-+
+ *                    v
+ *                 SSE streams
+ *
+ * Every ring is single-producer/single-consumer (ring.h):
+ *   acceptor -> worker  accept ring : accepted fds (uintptr_t)
+ *   router   -> worker  frame ring  : struct sp_frame *, or a returned
+ *                                     struct sp_ctl * tagged with bit 0 (ack)
+ *   worker   -> router  ctl ring    : struct sp_ctl * (subscribe/unsubscribe)
+ *
+ * Ownership crossing threads:
+ *   - an fd pushed on an accept ring belongs to the worker from then on;
+ *   - a frame pushed on a frame ring carries one reference for that worker;
+ *   - an sp_ctl belongs to the router from push until the router pushes it
+ *     back as an ack, then to the worker again (which recycles it).
+ * See docs/threads.md for the full list.
+ */
+#ifndef SPOUT_BROKER_H
+#define SPOUT_BROKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spout/config.h"
+#include "spout/ring.h"
+#include "spout/stats.h"
+#include "spout/topic.h"
+
+#define SP_ACCEPT_RING 4096
+#define SP_FRAME_RING 16384
+#define SP_CTL_RING 4096
+
+/* A subscribe or unsubscribe request from a worker to the router. */
+enum sp_ctl_type { SP_CTL_SUB = 1, SP_CTL_UNSUB };
+
+struct sp_ctl {
+	enum sp_ctl_type type;
+	uint16_t topic_len;
+	uint64_t topic_hash;
+	struct sp_ctl *next;          /* worker-local backlog / freelist */
+	char topic[SP_TOPIC_MAX + 1];
+};
+
+#define SP_RING_TAG_CTL ((uintptr_t)1)
+
+/* Counters a worker owns (written only by it; read by /metrics). */
+struct sp_worker_stats {
+	sp_counter conns_open;        /* gauge */
+	sp_counter requests;
+	sp_counter streams_opened;
+	sp_counter frames_in;         /* frames received from the router */
+	sp_counter deliveries;        /* event frames fully written to a socket */
+	sp_counter bytes_out;
+	sp_counter events_dropped;    /* queued events never delivered */
+	sp_counter shed_overflow;
+	sp_counter shed_write_timeout;
+	sp_counter closed_client;
+	sp_counter closed_error;
+	sp_counter closed_shutdown;
+	sp_counter bad_requests;      /* 4xx/5xx answers to malformed requests */
+	sp_counter header_timeouts;
+	sp_counter heartbeats;
+	sp_counter write_eagain;
+	sp_counter ctl_backlog;       /* sub/unsub that waited for ctl-ring room */
+	sp_counter queue_depth_hwm;   /* deepest out-queue seen (high-water mark) */
+};
+
+struct sp_router_stats {
+	sp_counter events_published;
+	sp_counter events_unrouted;   /* published with no subscriber anywhere */
+	sp_counter frames_routed;     /* frame pushes, one per worker per event */
+	sp_counter pub_conns_open;    /* gauge */
+	sp_counter pub_conns_total;
+	sp_counter pub_errors;        /* ERR replies */
+	sp_counter stalls;            /* times a full frame ring paused publishers */
+	sp_counter stall_ns;
+	sp_counter topics;            /* gauge: topics with subscribers */
+	sp_counter subs_processed;
+};
+
+struct sp_acceptor_stats {
+	sp_counter accepted;
+	sp_counter rejected_max_conns;
+	sp_counter rejected_queue_full;
+	sp_counter accept_errors;
+};
+
+struct sp_broker;
+struct sp_worker_local;   /* worker.c */
+struct sp_router_local;   /* router.c */
+
+struct sp_worker {
+	unsigned id;
+	struct sp_broker *broker;
+	pthread_t thread;
+	int wake_fd;                  /* eventfd: any producer -> this worker */
+	_Atomic bool stop;            /* main -> worker */
+	struct sp_ring accept_ring;   /* acceptor -> worker */
+	struct sp_ring frame_ring;    /* router -> worker */
+	struct sp_ring ctl_ring;      /* worker -> router */
+	struct sp_worker_stats stats;
+	struct sp_worker_local *local;/* the worker thread's private state */
+};
+
+struct sp_router {
+	struct sp_broker *broker;
+	pthread_t thread;
+	int listen_fd;
+	int wake_fd;                  /* eventfd: workers' ctl rings -> router */
+	_Atomic bool stop;
+	uint64_t next_id;             /* router thread only */
+	struct sp_router_stats stats;
+	struct sp_router_local *local;
+};
+
+struct sp_acceptor {
+	struct sp_broker *broker;
+	pthread_t thread;
+	int listen_fd;
+	int wake_fd;                  /* main -> acceptor: stop */
+	_Atomic bool stop;
+	unsigned next;                /* round-robin tie-break */
+	bool starved;                 /* EMFILE: retry accept on a timer */
+	struct sp_acceptor_stats stats;
+};
+
+struct sp_broker {
+	const struct sp_config *cfg;
+	unsigned nworkers;
+	uint32_t max_conns;
+	uint64_t nofile_limit;
+	uint64_t started_ns;
+	_Atomic uint32_t open_conns;  /* acceptor adds, workers subtract */
+	struct sp_worker *workers;
+	struct sp_router router;
+	struct sp_acceptor acceptor;
+};
+
+/* Create the listeners, rings and threads. Returns 0 or -errno after
+ * logging why. Main thread. */
+int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg);
+/* Stop accepting, close every stream cleanly, join and free. Main thread. */
+void sp_broker_stop(struct sp_broker *b);
+
+/* Thread entry points (broker.c starts them). */
+void *sp_worker_main(void *arg);
+void *sp_router_main(void *arg);
+void *sp_acceptor_main(void *arg);
+
+/* Write 1 to an eventfd. Any thread. */
+void sp_wake(int efd);
+
+/* Render the Prometheus text exposition into a malloc'd buffer; sets <*len>.
+ * Any worker thread (reads other threads' counters relaxed). NULL on ENOMEM. */
+char *sp_metrics_render(struct sp_broker *b, size_t *len);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * config.h - command-line flags and their SPOUT_* environment variables.
+ *
+ * Parsed once by main before any thread starts; read-only afterwards, so
+ * every thread may read it without synchronisation.
+ */
+#ifndef SPOUT_CONFIG_H
+#define SPOUT_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "spout/log.h"
+
+#define SP_VERSION "0.1.0"
+#define SP_WORKERS_MAX 256
+
+enum sp_overflow { SP_OVERFLOW_DISCONNECT, SP_OVERFLOW_DROP_OLDEST };
+
+struct sp_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[128];             /* as given, for logs */
+};
+
+struct sp_config {
+	struct sp_addr http;
+	struct sp_addr pub;
+	unsigned workers;           /* 0 = auto (resolved by main) */
+	uint32_t queue_events;      /* per-connection out-queue bound */
+	uint64_t queue_bytes;
+	enum sp_overflow overflow;
+	uint32_t write_timeout_ms;
+	uint32_t heartbeat_ms;
+	uint32_t header_timeout_ms;
+	uint32_t max_conns;         /* 0 = auto (resolved by main) */
+	uint32_t max_topics;
+	uint32_t max_line;
+	uint32_t max_payload;
+	char cors_origin[256];      /* "" = no CORS headers */
+	enum sp_log_level log_level;
+};
+
+/* Fill <cfg> with defaults, then SPOUT_* environment variables, then argv.
+ * Returns 0; 1 when --help/--version printed (exit 0); -EINVAL after
+ * printing a message to <err> (exit 2). */
+int sp_config_parse(struct sp_config *cfg, int argc, char **argv, FILE *err);
+
+/* Print --help. */
+void sp_config_usage(FILE *out);
+
+/* Parse "HOST:PORT" ("[v6]:port" too) into <a>. Returns 0 or -EINVAL. */
+int sp_addr_parse(const char *s, struct sp_addr *a);
+
+#endif

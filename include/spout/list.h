@@ -1,0 +1,64 @@
+/*
+ * list.h - intrusive circular doubly linked list (the Linux kernel shape).
+ *
+ * An all-zero node is "not on a list"; sp_list_del leaves it that way, so a
+ * node can be removed twice safely. Single-threaded: the owner of the list.
+ */
+#ifndef SPOUT_LIST_H
+#define SPOUT_LIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct sp_list {
+	struct sp_list *prev, *next;
+};
+
+#define sp_container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+static inline void sp_list_init(struct sp_list *head)
+{
+	head->prev = head->next = head;
+}
+
+static inline bool sp_list_empty(const struct sp_list *head)
+{
+	return head->next == head;
+}
+
+static inline bool sp_list_linked(const struct sp_list *node)
+{
+	return node->next != NULL;
+}
+
+static inline void sp_list_del(struct sp_list *node)
+{
+	if (node->next == NULL)
+		return;
+	node->prev->next = node->next;
+	node->next->prev = node->prev;
+	node->prev = node->next = NULL;
+}
+
+static inline void sp_list_add_tail(struct sp_list *head, struct sp_list *node)
+{
+	node->prev = head->prev;
+	node->next = head;
+	head->prev->next = node;
+	head->prev = node;
+}
+
+/* Move <node> (linked or not) to the tail of <head>. */
+static inline void sp_list_move_tail(struct sp_list *head, struct sp_list *node)
+{
+	sp_list_del(node);
+	sp_list_add_tail(head, node);
+}
+
+static inline struct sp_list *sp_list_first(const struct sp_list *head)
+{
+	return sp_list_empty(head) ? NULL : head->next;
+}
+
+#endif

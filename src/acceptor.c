@@ -1,0 +1,168 @@
+/*
+ * acceptor.c - the acceptor thread: accept4() on the HTTP listener and hand
+ * each fd to the least-loaded worker through that worker's accept ring.
+ *
+ * No parsing here. Past --max-conns, or when every worker's ring is full,
+ * the acceptor itself writes a fixed 503 and closes (no parsing needed), so
+ * an overload is answered, counted and cheap. Acceptor thread only.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "spout/broker.h"
+#include "spout/ev.h"
+#include "spout/log.h"
+#include "spout/sys.h"
+
+#define ACCEPT_BATCH 256
+
+static const char busy_503[] =
+	"HTTP/1.1 503 Service Unavailable\r\n"
+	"Content-Type: text/plain; charset=utf-8\r\n"
+	"Content-Length: 25\r\n"
+	"Retry-After: 1\r\n"
+	"Connection: close\r\n"
+	"\r\n"
+	"too many connections, retry\n";
+
+static char listen_tag, stop_tag;
+
+static void reject(int fd)
+{
+	/* Best effort: a fresh socket's send buffer always takes this. */
+	ssize_t n = write(fd, busy_503, sizeof(busy_503) - 1);
+	(void)n;
+	close(fd);
+}
+
+/* Least connections; ties go round-robin so an idle broker still spreads. */
+static struct sp_worker *pick_worker(struct sp_acceptor *a)
+{
+	struct sp_broker *b = a->broker;
+	struct sp_worker *best = NULL;
+	uint64_t best_n = UINT64_MAX;
+
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		struct sp_worker *w = &b->workers[(a->next + i) % b->nworkers];
+		uint64_t n = sp_stat_get(&w->stats.conns_open) + sp_ring_count_any(&w->accept_ring);
+		if (n < best_n) {
+			best_n = n;
+			best = w;
+		}
+	}
+	a->next++;
+	return best;
+}
+
+/* Hand <fd> over; false if every accept ring is full. */
+static bool hand_over(struct sp_acceptor *a, int fd, bool *pushed)
+{
+	struct sp_broker *b = a->broker;
+	struct sp_worker *w = pick_worker(a);
+
+	for (unsigned i = 0; i <= b->nworkers; i++) {
+		if (sp_ring_push_producer(&w->accept_ring, (uintptr_t)fd)) {
+			pushed[w->id] = true;
+			return true;
+		}
+		w = &b->workers[(w->id + 1) % b->nworkers];
+	}
+	return false;
+}
+
+/* Accept up to a batch. Returns true if more may be waiting (the batch ran
+ * out, or we are out of fds and must retry shortly). */
+static bool accept_batch(struct sp_acceptor *a, bool *pushed)
+{
+	struct sp_broker *b = a->broker;
+
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		int fd = accept4(a->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN)
+				return false;
+			sp_stat_add(&a->stats.accept_errors, 1);
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of fds: the pending connections stay in the
+				 * backlog; retry after a pause (which also rate-
+				 * limits this line). */
+				sp_log(SP_LOG_WARN, "accept: out of file descriptors",
+				       "limit=%llu open=%u", (unsigned long long)b->nofile_limit,
+				       atomic_load(&b->open_conns));
+				a->starved = true;
+				return false;
+			}
+			sp_log(SP_LOG_WARN, "accept failed", "errno=%d", errno);
+			return false;
+		}
+		sp_stat_add(&a->stats.accepted, 1);
+		uint32_t open = atomic_fetch_add_explicit(&b->open_conns, 1, memory_order_relaxed);
+		if (open >= b->max_conns) {
+			atomic_fetch_sub_explicit(&b->open_conns, 1, memory_order_relaxed);
+			sp_stat_add(&a->stats.rejected_max_conns, 1);
+			reject(fd);
+			continue;
+		}
+		if (!hand_over(a, fd, pushed)) {
+			atomic_fetch_sub_explicit(&b->open_conns, 1, memory_order_relaxed);
+			sp_stat_add(&a->stats.rejected_queue_full, 1);
+			reject(fd);
+		}
+	}
+	return true;
+}
+
+static void signal_workers(struct sp_acceptor *a, bool *pushed)
+{
+	struct sp_broker *b = a->broker;
+
+	for (unsigned w = 0; w < b->nworkers; w++) {
+		if (!pushed[w])
+			continue;
+		pushed[w] = false;
+		if (sp_ring_push_done_producer(&b->workers[w].accept_ring))
+			sp_wake(b->workers[w].wake_fd);
+	}
+}
+
+void *sp_acceptor_main(void *arg)
+{
+	struct sp_acceptor *a = arg;
+	struct sp_broker *b = a->broker;
+	struct sp_ev ev;
+	struct sp_ev_event evs[4];
+	bool *pushed = calloc(b->nworkers, sizeof(*pushed));
+
+	if (pushed == NULL || sp_ev_init(&ev) != 0) {
+		sp_log_msg(SP_LOG_ERROR, "acceptor setup failed");
+		free(pushed);
+		return NULL;
+	}
+	if (sp_ev_add(&ev, a->listen_fd, SP_EV_READ, &listen_tag) != 0 ||
+	    sp_ev_add(&ev, a->wake_fd, SP_EV_READ, &stop_tag) != 0) {
+		sp_log_msg(SP_LOG_ERROR, "acceptor setup failed");
+		goto out;
+	}
+	while (!atomic_load_explicit(&a->stop, memory_order_acquire)) {
+		int n = sp_ev_wait(&ev, evs, 4, a->starved ? 100 : 1000);
+		bool ready = a->starved;
+		for (int i = 0; i < n; i++)
+			if (evs[i].ptr == &listen_tag)
+				ready = true;
+		a->starved = false;
+		/* Edge-triggered: accept until EAGAIN, in batches so the
+		 * workers hear about new fds promptly. */
+		while (ready && !atomic_load_explicit(&a->stop, memory_order_relaxed)) {
+			ready = accept_batch(a, pushed);
+			signal_workers(a, pushed);
+		}
+	}
+out:
+	sp_ev_close(&ev);
+	free(pushed);
+	return NULL;
+}

@@ -1,0 +1,260 @@
+/*
+ * config.c - flags, SPOUT_* environment variables and defaults.
+ *
+ * One table describes every option: its flag, its environment variable
+ * (derived: "--write-timeout-ms" -> SPOUT_WRITE_TIMEOUT_MS), its default and
+ * how to parse it, so --help, the environment and argv cannot drift apart.
+ * Runs on the main thread before any other thread exists.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spout/config.h"
+
+enum opt_kind { OPT_ADDR, OPT_U32, OPT_OVERFLOW, OPT_STR, OPT_LEVEL, OPT_U64 };
+
+struct opt {
+	const char *flag;           /* without the leading "--" */
+	enum opt_kind kind;
+	size_t off;                 /* offset of the field in sp_config */
+	uint64_t min, max;          /* numeric bounds */
+	const char *def;            /* default, as text */
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct sp_config, f)
+
+static const struct opt opts[] = {
+	{ "http", OPT_ADDR, OFF(http), 0, 0, "0.0.0.0:8080",
+	  "HTTP (SSE subscribe) listen address" },
+	{ "pub", OPT_ADDR, OFF(pub), 0, 0, "127.0.0.1:7400",
+	  "publisher line-protocol listen address" },
+	{ "workers", OPT_U32, OFF(workers), 0, SP_WORKERS_MAX, "0",
+	  "worker threads; 0 = CPUs this process may use (affinity, cgroup quota)" },
+	{ "queue", OPT_U32, OFF(queue_events), 1, 1u << 20, "512",
+	  "per-connection out-queue bound, in events" },
+	{ "queue-bytes", OPT_U64, OFF(queue_bytes), 4096, 1ull << 32, "1048576",
+	  "per-connection out-queue bound, in bytes" },
+	{ "overflow", OPT_OVERFLOW, OFF(overflow), 0, 0, "disconnect",
+	  "what a full out-queue does: disconnect | drop-oldest" },
+	{ "write-timeout-ms", OPT_U32, OFF(write_timeout_ms), 10, 3600000, "10000",
+	  "close a connection whose pending writes make no progress this long" },
+	{ "heartbeat-ms", OPT_U32, OFF(heartbeat_ms), 10, 3600000, "15000",
+	  "send a comment line to streams idle this long" },
+	{ "header-timeout-ms", OPT_U32, OFF(header_timeout_ms), 10, 600000, "5000",
+	  "408 and close a request head not complete within this time" },
+	{ "max-conns", OPT_U32, OFF(max_conns), 0, 100000000, "0",
+	  "HTTP connections open at once (503 past it); 0 = open-files limit - 64" },
+	{ "max-topics", OPT_U32, OFF(max_topics), 1, 64, "16",
+	  "topics one SSE connection may subscribe to" },
+	{ "max-line", OPT_U32, OFF(max_line), 64, 16u << 20, "65536",
+	  "longest publisher command line, in bytes" },
+	{ "max-payload", OPT_U32, OFF(max_payload), 1, 16u << 20, "65536",
+	  "largest event payload, in bytes" },
+	{ "cors-origin", OPT_STR, OFF(cors_origin), 0, 0, "",
+	  "Access-Control-Allow-Origin value (\"*\" or an origin); empty = no CORS" },
+	{ "log-level", OPT_LEVEL, OFF(log_level), 0, 0, "info",
+	  "debug | info | warn | error" },
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+int sp_addr_parse(const char *s, struct sp_addr *a)
+{
+	char host[128];
+	const char *port;
+	size_t hl;
+
+	if (strlen(s) >= sizeof(a->text))
+		return -EINVAL;
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (end == NULL || end[1] != ':')
+			return -EINVAL;
+		hl = (size_t)(end - s - 1);
+		if (hl >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s + 1, hl);
+		port = end + 2;
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+		if (hl >= sizeof(host))
+			return -EINVAL;
+		memcpy(host, s, hl);
+		port = colon + 1;
+	}
+	host[hl] = '\0';
+	char *end;
+	errno = 0;
+	unsigned long p = strtoul(port, &end, 10);
+	if (*port == '\0' || *end != '\0' || errno != 0 || p > 65535)
+		return -EINVAL;
+
+	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV | AI_PASSIVE,
+				  .ai_socktype = SOCK_STREAM };
+	struct addrinfo *res = NULL;
+	if (getaddrinfo(hl ? host : NULL, port, &hints, &res) != 0 || res == NULL)
+		return -EINVAL;
+	memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
+	a->len = res->ai_addrlen;
+	freeaddrinfo(res);
+	strcpy(a->text, s);
+	return 0;
+}
+
+static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)v[0]))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (*end != '\0' || errno != 0 || n < min || n > max)
+		return -EINVAL;
+	*out = n;
+	return 0;
+}
+
+static int set_opt(struct sp_config *cfg, const struct opt *o, const char *v,
+		   const char *source, FILE *err)
+{
+	void *field = (char *)cfg + o->off;
+	uint64_t n;
+
+	switch (o->kind) {
+	case OPT_ADDR:
+		if (sp_addr_parse(v, field) == 0)
+			return 0;
+		fprintf(err, "spoutd: %s %s: '%s' is not HOST:PORT\n", source,
+			o->flag, v);
+		return -EINVAL;
+	case OPT_U32:
+	case OPT_U64:
+		if (parse_u64(v, o->min, o->max, &n) == 0) {
+			if (o->kind == OPT_U32)
+				*(uint32_t *)field = (uint32_t)n;
+			else
+				*(uint64_t *)field = n;
+			return 0;
+		}
+		fprintf(err, "spoutd: %s %s: '%s' is not a whole number in %llu..%llu\n",
+			source, o->flag, v, (unsigned long long)o->min,
+			(unsigned long long)o->max);
+		return -EINVAL;
+	case OPT_OVERFLOW:
+		if (strcmp(v, "disconnect") == 0) {
+			*(enum sp_overflow *)field = SP_OVERFLOW_DISCONNECT;
+			return 0;
+		}
+		if (strcmp(v, "drop-oldest") == 0) {
+			*(enum sp_overflow *)field = SP_OVERFLOW_DROP_OLDEST;
+			return 0;
+		}
+		fprintf(err, "spoutd: %s %s: '%s' is not disconnect or drop-oldest\n",
+			source, o->flag, v);
+		return -EINVAL;
+	case OPT_STR:
+		if (strlen(v) < sizeof(cfg->cors_origin) && strpbrk(v, "\r\n") == NULL) {
+			strcpy(field, v);
+			return 0;
+		}
+		fprintf(err, "spoutd: %s %s: value too long or has a line break\n",
+			source, o->flag);
+		return -EINVAL;
+	case OPT_LEVEL:
+		if (sp_log_parse_level(v, field) == 0)
+			return 0;
+		fprintf(err, "spoutd: %s %s: '%s' is not debug|info|warn|error\n",
+			source, o->flag, v);
+		return -EINVAL;
+	}
+	return -EINVAL;
+}
+
+/* "write-timeout-ms" -> "SPOUT_WRITE_TIMEOUT_MS" */
+static void env_name(const char *flag, char *out, size_t cap)
+{
+	size_t n = (size_t)snprintf(out, cap, "SPOUT_");
+	for (; *flag && n + 1 < cap; flag++)
+		out[n++] = *flag == '-' ? '_' : (char)toupper((unsigned char)*flag);
+	out[n] = '\0';
+}
+
+void sp_config_usage(FILE *out)
+{
+	char env[64];
+
+	fprintf(out,
+		"usage: spoutd [options]\n"
+		"spout %s - server-sent-events fan-out broker\n\n"
+		"Every option can also be set by the environment variable shown;\n"
+		"a flag wins over the environment.\n\n",
+		SP_VERSION);
+	for (size_t i = 0; i < NOPTS; i++) {
+		env_name(opts[i].flag, env, sizeof(env));
+		fprintf(out, "  --%-20s %s\n  %-22s (env %s, default \"%s\")\n",
+			opts[i].flag, opts[i].help, "", env, opts[i].def);
+	}
+	fprintf(out, "  --%-20s %s\n  --%-20s %s\n", "help", "show this and exit",
+		"version", "print the version and exit");
+}
+
+int sp_config_parse(struct sp_config *cfg, int argc, char **argv, FILE *err)
+{
+	char env[64];
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NOPTS; i++)
+		if (set_opt(cfg, &opts[i], opts[i].def, "default", err) != 0)
+			return -EINVAL;
+	for (size_t i = 0; i < NOPTS; i++) {
+		env_name(opts[i].flag, env, sizeof(env));
+		const char *v = getenv(env);
+		if (v != NULL && set_opt(cfg, &opts[i], v, env, err) != 0)
+			return -EINVAL;
+	}
+	for (int a = 1; a < argc; a++) {
+		const char *arg = argv[a];
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			sp_config_usage(stdout);
+			return 1;
+		}
+		if (strcmp(arg, "--version") == 0) {
+			printf("spoutd %s\n", SP_VERSION);
+			return 1;
+		}
+		if (strncmp(arg, "--", 2) != 0) {
+			fprintf(err, "spoutd: unexpected argument '%s' (see --help)\n", arg);
+			return -EINVAL;
+		}
+		const char *name = arg + 2;
+		const char *eq = strchr(name, '=');
+		size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+		const struct opt *o = NULL;
+		for (size_t i = 0; i < NOPTS; i++)
+			if (strlen(opts[i].flag) == nl && strncmp(opts[i].flag, name, nl) == 0)
+				o = &opts[i];
+		if (o == NULL) {
+			fprintf(err, "spoutd: unknown option '%s' (see --help)\n", arg);
+			return -EINVAL;
+		}
+		const char *v = eq ? eq + 1 : (a + 1 < argc ? argv[++a] : NULL);
+		if (v == NULL) {
+			fprintf(err, "spoutd: option '--%s' needs a value\n", o->flag);
+			return -EINVAL;
+		}
+		if (set_opt(cfg, o, v, "option", err) != 0)
+			return -EINVAL;
+	}
+	return 0;
+}

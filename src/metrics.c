@@ -1,0 +1,147 @@
+/*
+ * metrics.c - the Prometheus text exposition of GET /metrics.
+ *
+ * Counters live with the thread that updates them (per-worker, router,
+ * acceptor); a scrape sums them with relaxed loads, so collection costs the
+ * hot path nothing. Called on whichever worker serves the request.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "spout/broker.h"
+#include "spout/sys.h"
+
+
+static void metric(FILE *f, const char *name, const char *type, const char *help,
+		   uint64_t v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+		(unsigned long long)v);
+}
+
+#define SUM(field) sum_workers(b, offsetof(struct sp_worker_stats, field))
+
+static uint64_t sum_workers(struct sp_broker *b, size_t off)
+{
+	uint64_t s = 0;
+
+	for (unsigned i = 0; i < b->nworkers; i++)
+		s += sp_stat_get((sp_counter *)((char *)&b->workers[i].stats + off));
+	return s;
+}
+
+static uint64_t max_workers(struct sp_broker *b, size_t off)
+{
+	uint64_t m = 0;
+
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		uint64_t v = sp_stat_get((sp_counter *)((char *)&b->workers[i].stats + off));
+		if (v > m)
+			m = v;
+	}
+	return m;
+}
+
+char *sp_metrics_render(struct sp_broker *b, size_t *len)
+{
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+	struct sp_router_stats *r = &b->router.stats;
+	struct sp_acceptor_stats *a = &b->acceptor.stats;
+
+	if (f == NULL)
+		return NULL;
+	metric(f, "spout_connections_open", "gauge", "HTTP connections open now.",
+	       atomic_load_explicit(&b->open_conns, memory_order_relaxed));
+	metric(f, "spout_connections_max", "gauge", "Connection cap (--max-conns).", b->max_conns);
+	metric(f, "spout_connections_accepted_total", "counter", "HTTP connections accepted.",
+	       sp_stat_get(&a->accepted));
+	fprintf(f, "# HELP spout_connections_rejected_total Connections answered 503 by the acceptor.\n"
+		   "# TYPE spout_connections_rejected_total counter\n"
+		   "spout_connections_rejected_total{reason=\"max_conns\"} %llu\n"
+		   "spout_connections_rejected_total{reason=\"queue_full\"} %llu\n",
+		(unsigned long long)sp_stat_get(&a->rejected_max_conns),
+		(unsigned long long)sp_stat_get(&a->rejected_queue_full));
+	metric(f, "spout_accept_errors_total", "counter", "accept4() failures (EMFILE etc.).",
+	       sp_stat_get(&a->accept_errors));
+	metric(f, "spout_requests_total", "counter", "HTTP request heads parsed.", SUM(requests));
+	metric(f, "spout_bad_requests_total", "counter", "Requests answered with an error status.",
+	       SUM(bad_requests));
+	metric(f, "spout_streams_opened_total", "counter", "SSE streams started.",
+	       SUM(streams_opened));
+	metric(f, "spout_events_published_total", "counter", "Events accepted from publishers.",
+	       sp_stat_get(&r->events_published));
+	metric(f, "spout_events_unrouted_total", "counter",
+	       "Events published to a topic with no subscriber.", sp_stat_get(&r->events_unrouted));
+	metric(f, "spout_frames_routed_total", "counter",
+	       "Frames pushed router->worker (one per interested worker per event).",
+	       sp_stat_get(&r->frames_routed));
+	metric(f, "spout_frames_delivered_total", "counter",
+	       "Event frames completely written to a subscriber socket.", SUM(deliveries));
+	metric(f, "spout_bytes_written_total", "counter", "Bytes written to HTTP clients.",
+	       SUM(bytes_out));
+	metric(f, "spout_events_dropped_total", "counter",
+	       "Queued event deliveries discarded (overflow, shed connections).",
+	       SUM(events_dropped));
+	fprintf(f, "# HELP spout_connections_shed_total Connections closed by the broker as slow consumers.\n"
+		   "# TYPE spout_connections_shed_total counter\n"
+		   "spout_connections_shed_total{reason=\"overflow\"} %llu\n"
+		   "spout_connections_shed_total{reason=\"write_timeout\"} %llu\n",
+		(unsigned long long)SUM(shed_overflow), (unsigned long long)SUM(shed_write_timeout));
+	fprintf(f, "# HELP spout_connections_closed_total Connections closed, by reason.\n"
+		   "# TYPE spout_connections_closed_total counter\n"
+		   "spout_connections_closed_total{reason=\"client\"} %llu\n"
+		   "spout_connections_closed_total{reason=\"error\"} %llu\n"
+		   "spout_connections_closed_total{reason=\"overflow\"} %llu\n"
+		   "spout_connections_closed_total{reason=\"write_timeout\"} %llu\n"
+		   "spout_connections_closed_total{reason=\"shutdown\"} %llu\n",
+		(unsigned long long)SUM(closed_client), (unsigned long long)SUM(closed_error),
+		(unsigned long long)SUM(shed_overflow), (unsigned long long)SUM(shed_write_timeout),
+		(unsigned long long)SUM(closed_shutdown));
+	metric(f, "spout_header_timeouts_total", "counter",
+	       "Requests closed with 408 for a slow head.", SUM(header_timeouts));
+	metric(f, "spout_heartbeats_total", "counter", "Heartbeat comments sent.", SUM(heartbeats));
+	metric(f, "spout_write_eagain_total", "counter", "Writes that hit a full socket buffer.",
+	       SUM(write_eagain));
+	metric(f, "spout_out_queue_depth_max", "gauge",
+	       "Deepest per-connection out-queue seen, in events.",
+	       max_workers(b, offsetof(struct sp_worker_stats, queue_depth_hwm)));
+	metric(f, "spout_ctl_backlog_total", "counter",
+	       "Subscribe/unsubscribe messages that waited for ring room.", SUM(ctl_backlog));
+	metric(f, "spout_router_stalls_total", "counter",
+	       "Times a full worker ring paused publisher reads.", sp_stat_get(&r->stalls));
+	fprintf(f, "# HELP spout_router_stall_seconds_total Time publishers were paused.\n"
+		   "# TYPE spout_router_stall_seconds_total counter\n"
+		   "spout_router_stall_seconds_total %.6f\n",
+		(double)sp_stat_get(&r->stall_ns) / 1e9);
+	metric(f, "spout_topics", "gauge", "Topics with at least one subscriber.",
+	       sp_stat_get(&r->topics));
+	metric(f, "spout_publishers_open", "gauge", "Publisher connections open now.",
+	       sp_stat_get(&r->pub_conns_open));
+	metric(f, "spout_publishers_accepted_total", "counter", "Publisher connections accepted.",
+	       sp_stat_get(&r->pub_conns_total));
+	metric(f, "spout_publish_errors_total", "counter", "ERR replies sent to publishers.",
+	       sp_stat_get(&r->pub_errors));
+	fprintf(f, "# HELP spout_worker_ring_occupancy Frames waiting in each worker's ring.\n"
+		   "# TYPE spout_worker_ring_occupancy gauge\n");
+	for (unsigned i = 0; i < b->nworkers; i++)
+		fprintf(f, "spout_worker_ring_occupancy{worker=\"%u\"} %u\n", i,
+			sp_ring_count_any(&b->workers[i].frame_ring));
+	fprintf(f, "# HELP spout_worker_connections Connections owned by each worker.\n"
+		   "# TYPE spout_worker_connections gauge\n");
+	for (unsigned i = 0; i < b->nworkers; i++)
+		fprintf(f, "spout_worker_connections{worker=\"%u\"} %llu\n", i,
+			(unsigned long long)sp_stat_get(&b->workers[i].stats.conns_open));
+	metric(f, "spout_workers", "gauge", "Worker threads.", b->nworkers);
+	metric(f, "spout_open_files_limit", "gauge", "RLIMIT_NOFILE in force.", b->nofile_limit);
+	fprintf(f, "# HELP spout_uptime_seconds Seconds since start.\n"
+		   "# TYPE spout_uptime_seconds gauge\n"
+		   "spout_uptime_seconds %.3f\n",
+		(double)(sp_now_ns() - b->started_ns) / 1e9);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}

@@ -1,0 +1,627 @@
+/*
+ * router.c - the topic router thread.
+ *
+ * Owns the publisher listener and connections and the topic table. For each
+ * published event it assigns the id, formats the SSE frame once and pushes
+ * the same pointer into the frame ring of every worker with subscribers for
+ * the topic. Workers tell it which topics they want through their ctl rings;
+ * the router answers each ctl with an ack on the frame ring, so a worker
+ * knows exactly from which frame on a new subscription is live.
+ *
+ * Back-pressure: when an interested worker's frame ring is full the router
+ * stops reading publishers (their kernel buffers fill and TCP pushes back)
+ * until the ring has room again; each such stall is counted.
+ *
+ * Threading: everything in this file runs on the router thread, except the
+ * counters in sp_router.stats, which /metrics reads.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "spout/broker.h"
+#include "spout/ev.h"
+#include "spout/frame.h"
+#include "spout/lineproto.h"
+#include "spout/list.h"
+#include "spout/log.h"
+#include "spout/sys.h"
+#include "spout/tmap.h"
+
+#define PUB_IN_MIN 16384
+#define PUB_OUT_HIGH (256 * 1024)   /* stop parsing while replies back up */
+#define PUB_READ_BUDGET (256 * 1024)/* per publisher per loop iteration */
+#define CTL_BUDGET 1024
+
+/* A topic with subscribers on at least one worker. */
+struct rtopic {
+	struct sp_tnode node;
+	uint32_t nworkers;            /* bits set in <workers> */
+	uint64_t workers[];           /* bitset, then the name */
+};
+
+struct pubconn {
+	int fd;
+	struct sp_list ready_link;    /* on L->ready while there is work */
+	struct sp_list all_link;
+	char *in;
+	size_t in_len, in_cap;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	size_t discard;               /* payload bytes still to throw away */
+	bool discard_line;            /* throw away up to the next \n */
+	bool readable;                /* the socket may hold unread bytes */
+	bool eof;
+	bool quit;                    /* close once replies are flushed */
+	bool dead;
+};
+
+struct sp_router_local {
+	struct sp_ev ev;
+	struct sp_tmap topics;
+	unsigned words;               /* uint64_t words per worker bitset */
+	struct sp_list ready;         /* publishers with input to process */
+	struct sp_list all;
+	bool *dirty;                  /* frame rings pushed this iteration */
+	int stalled_on;               /* worker whose full ring stalls us, or -1 */
+	uint64_t stall_start_ns;
+	struct sp_lp_limits limits;
+	size_t in_max;
+};
+
+enum svc { SVC_DONE, SVC_MORE, SVC_STALL };
+
+static char listen_tag, wake_tag;
+
+static struct rtopic *rtopic_of(struct sp_tnode *n)
+{
+	return sp_container_of(n, struct rtopic, node);
+}
+
+static bool bit_get(const uint64_t *b, unsigned i)
+{
+	return (b[i / 64] >> (i % 64)) & 1;
+}
+
+/* Apply one ctl from worker <w>. */
+static void apply_ctl(struct sp_router *r, unsigned w, struct sp_ctl *c)
+{
+	struct sp_router_local *L = r->local;
+	struct sp_tnode *n = sp_tmap_find(&L->topics, c->topic_hash, c->topic, c->topic_len);
+	struct rtopic *t = n ? rtopic_of(n) : NULL;
+
+	if (c->type == SP_CTL_SUB) {
+		if (t == NULL) {
+			size_t bits = L->words * sizeof(uint64_t);
+			t = calloc(1, sizeof(*t) + bits + c->topic_len + 1);
+			if (t == NULL) {
+				/* The worker still gets its ack; the topic simply
+				 * receives nothing until memory returns. Logged,
+				 * because it is not a peer fault. */
+				sp_log(SP_LOG_ERROR, "out of memory adding topic", "topic=%s", c->topic);
+				return;
+			}
+			char *name = (char *)t->workers + bits;
+			memcpy(name, c->topic, c->topic_len + 1);
+			t->node.hash = c->topic_hash;
+			t->node.name = name;
+			t->node.len = c->topic_len;
+			sp_tmap_insert(&L->topics, &t->node);
+			sp_stat_set(&r->stats.topics, L->topics.count);
+		}
+		if (!bit_get(t->workers, w)) {
+			t->workers[w / 64] |= 1ull << (w % 64);
+			t->nworkers++;
+		}
+	} else if (t != NULL && bit_get(t->workers, w)) {
+		t->workers[w / 64] &= ~(1ull << (w % 64));
+		if (--t->nworkers == 0) {
+			sp_tmap_remove(&L->topics, &t->node);
+			free(t);
+			sp_stat_set(&r->stats.topics, L->topics.count);
+		}
+	}
+	sp_stat_add(&r->stats.subs_processed, 1);
+}
+
+/* Take ctl messages from every worker and ack each on its frame ring. An
+ * ack needs a frame-ring slot; without one the ctl waits in its ring. */
+static void drain_ctl(struct sp_router *r)
+{
+	struct sp_broker *b = r->broker;
+
+	for (unsigned w = 0; w < b->nworkers; w++) {
+		struct sp_worker *wk = &b->workers[w];
+		uintptr_t v;
+		for (int i = 0; i < CTL_BUDGET; i++) {
+			if (sp_ring_free_producer(&wk->frame_ring) == 0)
+				break;
+			if (!sp_ring_pop_consumer(&wk->ctl_ring, &v))
+				break;
+			struct sp_ctl *c = (struct sp_ctl *)v;
+			apply_ctl(r, w, c);
+			sp_ring_push_producer(&wk->frame_ring, v | SP_RING_TAG_CTL);
+			r->local->dirty[w] = true;
+		}
+	}
+}
+
+static void signal_workers(struct sp_router *r)
+{
+	struct sp_broker *b = r->broker;
+
+	for (unsigned w = 0; w < b->nworkers; w++) {
+		if (!r->local->dirty[w])
+			continue;
+		r->local->dirty[w] = false;
+		if (sp_ring_push_done_producer(&b->workers[w].frame_ring))
+			sp_wake(b->workers[w].wake_fd);
+	}
+}
+
+/* Route one event. Returns 0 with <*id> set, -EAGAIN when a frame ring is
+ * full (nothing was done: retry after the stall), -ENOMEM. */
+static int route(struct sp_router *r, struct sp_event *ev, uint64_t *id)
+{
+	struct sp_router_local *L = r->local;
+	struct sp_broker *b = r->broker;
+	struct sp_tnode *n;
+
+	ev->topic_hash = sp_topic_hash(ev->topic, ev->topic_len);
+	n = sp_tmap_find(&L->topics, ev->topic_hash, ev->topic, ev->topic_len);
+	ev->id = r->next_id + 1;
+	if (n == NULL) {
+		sp_stat_add(&r->stats.events_unrouted, 1);
+		goto published;
+	}
+	struct rtopic *t = rtopic_of(n);
+	/* Check every ring first so an event goes to all workers or none. */
+	for (unsigned w = 0; w < b->nworkers; w++) {
+		if (bit_get(t->workers, w) &&
+		    sp_ring_free_producer(&b->workers[w].frame_ring) == 0) {
+			L->stalled_on = (int)w;
+			return -EAGAIN;
+		}
+	}
+	struct sp_frame *f = sp_frame_new_event(ev);
+	if (f == NULL)
+		return -ENOMEM;
+	f->born_ns = sp_now_ns();
+	/* One reference per worker, set before the ring's release publishes
+	 * the pointer. */
+	atomic_store_explicit(&f->refs, t->nworkers, memory_order_relaxed);
+	for (unsigned w = 0; w < b->nworkers; w++) {
+		if (!bit_get(t->workers, w))
+			continue;
+		sp_ring_push_producer(&b->workers[w].frame_ring, (uintptr_t)f);
+		L->dirty[w] = true;
+	}
+	sp_stat_add(&r->stats.frames_routed, t->nworkers);
+published:
+	r->next_id = ev->id;
+	*id = ev->id;
+	sp_stat_add(&r->stats.events_published, 1);
+	return 0;
+}
+
+static int out_reserve(struct pubconn *pc, size_t need)
+{
+	if (pc->out_len + need <= pc->out_cap)
+		return 0;
+	if (pc->out_off > 0) {
+		memmove(pc->out, pc->out + pc->out_off, pc->out_len - pc->out_off);
+		pc->out_len -= pc->out_off;
+		pc->out_off = 0;
+		if (pc->out_len + need <= pc->out_cap)
+			return 0;
+	}
+	size_t cap = pc->out_cap ? pc->out_cap : 4096;
+	while (cap < pc->out_len + need)
+		cap *= 2;
+	char *p = realloc(pc->out, cap);
+	if (p == NULL)
+		return -ENOMEM;
+	pc->out = p;
+	pc->out_cap = cap;
+	return 0;
+}
+
+static void reply(struct sp_router *r, struct pubconn *pc, const char *fmt,
+		  const char *s, uint64_t n)
+{
+	char line[256];
+	int len = s ? snprintf(line, sizeof(line), fmt, s)
+		    : snprintf(line, sizeof(line), fmt, (unsigned long long)n);
+
+	if (len < 0 || (size_t)len >= sizeof(line) || out_reserve(pc, (size_t)len) != 0) {
+		pc->dead = true;
+		return;
+	}
+	memcpy(pc->out + pc->out_len, line, (size_t)len);
+	pc->out_len += (size_t)len;
+}
+
+static void reply_err(struct sp_router *r, struct pubconn *pc, const char *reason)
+{
+	sp_stat_add(&r->stats.pub_errors, 1);
+	reply(r, pc, "ERR %s\n", reason, 0);
+}
+
+/* Parse and execute buffered commands. */
+static enum svc process(struct sp_router *r, struct pubconn *pc)
+{
+	struct sp_router_local *L = r->local;
+	size_t off = 0;
+	enum svc res = SVC_DONE;
+
+	while (off < pc->in_len && !pc->quit && !pc->dead) {
+		char *p = pc->in + off;
+		size_t avail = pc->in_len - off;
+
+		if (pc->discard > 0) {
+			size_t k = avail < pc->discard ? avail : pc->discard;
+			pc->discard -= k;
+			off += k;
+			continue;
+		}
+		if (pc->discard_line) {
+			size_t k = sp_lp_skip_line(p, avail);
+			if (k == 0) {
+				off = pc->in_len;
+				break;
+			}
+			pc->discard_line = false;
+			off += k;
+			continue;
+		}
+		if (pc->out_len - pc->out_off > PUB_OUT_HIGH) {
+			res = SVC_MORE;   /* resumes when replies drain */
+			break;
+		}
+		struct sp_lp_cmd cmd;
+		ssize_t n = sp_lp_parse(p, avail, &L->limits, &cmd);
+		if (n == SP_LP_PARTIAL)
+			break;
+		if (n == -E2BIG) {
+			reply_err(r, pc, "line too long");
+			pc->discard_line = true;
+			continue;
+		}
+		if (n < 0) {
+			reply_err(r, pc, "bad command");
+			pc->discard_line = true;
+			continue;
+		}
+		uint64_t id;
+		int rc;
+		struct sp_event ev;
+		switch (cmd.type) {
+		case SP_LP_PUB:
+		case SP_LP_EVENT:
+			ev = (struct sp_event){ .topic = cmd.topic,
+						.topic_len = cmd.topic_len,
+						.event = cmd.event,
+						.event_len = cmd.event ? cmd.event_len : 0,
+						.data = cmd.data,
+						.data_len = cmd.data_len };
+			rc = route(r, &ev, &id);
+			if (rc == -EAGAIN) {
+				res = SVC_STALL;
+				goto out;
+			}
+			if (rc != 0)
+				reply_err(r, pc, "out of memory");
+			else
+				reply(r, pc, "OK %llu\n", NULL, id);
+			break;
+		case SP_LP_PING:
+			reply(r, pc, "PONG\n", NULL, 0);
+			break;
+		case SP_LP_QUIT:
+			reply(r, pc, "OK bye\n", NULL, 0);
+			pc->quit = true;
+			break;
+		case SP_LP_ERROR:
+			reply_err(r, pc, cmd.err);
+			pc->discard = cmd.skip;
+			break;
+		}
+		off += (size_t)n;
+	}
+out:
+	if (off > 0) {
+		memmove(pc->in, pc->in + off, pc->in_len - off);
+		pc->in_len -= off;
+	}
+	return res;
+}
+
+static void pub_flush(struct pubconn *pc)
+{
+	while (pc->out_off < pc->out_len) {
+		ssize_t n = write(pc->fd, pc->out + pc->out_off, pc->out_len - pc->out_off);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				pc->dead = true;
+			return;
+		}
+		pc->out_off += (size_t)n;
+	}
+	pc->out_off = pc->out_len = 0;
+}
+
+/* Read what the socket has, up to a budget. */
+static void pub_read(struct sp_router *r, struct pubconn *pc)
+{
+	struct sp_router_local *L = r->local;
+	size_t budget = PUB_READ_BUDGET;
+
+	while (pc->readable && !pc->eof && budget > 0) {
+		if (pc->in_len == pc->in_cap) {
+			if (pc->in_cap >= L->in_max)
+				return;   /* full: process() must consume first */
+			size_t cap = pc->in_cap ? pc->in_cap * 2 : PUB_IN_MIN;
+			if (cap > L->in_max)
+				cap = L->in_max;
+			char *p = realloc(pc->in, cap);
+			if (p == NULL) {
+				pc->dead = true;
+				return;
+			}
+			pc->in = p;
+			pc->in_cap = cap;
+		}
+		ssize_t n = read(pc->fd, pc->in + pc->in_len, pc->in_cap - pc->in_len);
+		if (n > 0) {
+			pc->in_len += (size_t)n;
+			budget -= (size_t)n < budget ? (size_t)n : budget;
+		} else if (n == 0) {
+			pc->eof = true;
+		} else if (errno == EAGAIN) {
+			pc->readable = false;
+		} else if (errno != EINTR) {
+			pc->dead = true;
+			return;
+		}
+	}
+}
+
+static void pub_close(struct sp_router *r, struct pubconn *pc)
+{
+	sp_ev_del(&r->local->ev, pc->fd);
+	close(pc->fd);
+	sp_list_del(&pc->ready_link);
+	sp_list_del(&pc->all_link);
+	free(pc->in);
+	free(pc->out);
+	free(pc);
+	sp_stat_add(&r->stats.pub_conns_open, (uint64_t)-1);
+}
+
+/* Serve one publisher: read, execute, reply. */
+static enum svc pub_service(struct sp_router *r, struct pubconn *pc)
+{
+	enum svc res;
+
+	pub_read(r, pc);
+	res = process(r, pc);
+	pub_flush(pc);
+	if (pc->dead || (pc->quit && pc->out_len == 0) ||
+	    (pc->eof && res == SVC_DONE && pc->out_len == 0)) {
+		/* On EOF, a command cut off mid-line is simply dropped: a
+		 * publisher that disconnects mid-line publishes nothing. */
+		pub_close(r, pc);
+		return SVC_DONE;
+	}
+	if (res == SVC_STALL)
+		return res;
+	/* More to do now? Unread socket data with room to read it, or
+	 * replies to drain first (then the writable event brings us back). */
+	if (pc->out_len - pc->out_off > PUB_OUT_HIGH)
+		return SVC_DONE;
+	if (pc->readable && pc->in_len < pc->in_cap)
+		return SVC_MORE;
+	if (pc->readable && pc->in_len < r->local->in_max)
+		return SVC_MORE;
+	return SVC_DONE;
+}
+
+static void accept_publishers(struct sp_router *r)
+{
+	struct sp_router_local *L = r->local;
+
+	for (;;) {
+		int fd = accept4(r->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN)
+				sp_log(SP_LOG_WARN, "publisher accept failed", "errno=%d", errno);
+			return;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct pubconn *pc = calloc(1, sizeof(*pc));
+		if (pc == NULL) {
+			close(fd);
+			continue;
+		}
+		pc->fd = fd;
+		pc->readable = true;
+		if (sp_ev_add(&L->ev, fd, SP_EV_READ | SP_EV_WRITE, pc) != 0) {
+			close(fd);
+			free(pc);
+			continue;
+		}
+		sp_list_add_tail(&L->all, &pc->all_link);
+		sp_list_add_tail(&L->ready, &pc->ready_link);
+		sp_stat_add(&r->stats.pub_conns_open, 1);
+		sp_stat_add(&r->stats.pub_conns_total, 1);
+	}
+}
+
+/* Serve every publisher with pending work, unless a full ring stalls us. */
+static void serve_ready(struct sp_router *r)
+{
+	struct sp_router_local *L = r->local;
+	struct sp_list round;
+
+	/* Take the current ready list; publishers with more work go back on
+	 * the tail, so one busy publisher cannot starve the rest. */
+	if (sp_list_empty(&L->ready))
+		return;
+	round = L->ready;
+	round.next->prev = &round;
+	round.prev->next = &round;
+	sp_list_init(&L->ready);
+
+	struct sp_list *it;
+	while ((it = sp_list_first(&round)) != NULL) {
+		struct pubconn *pc = sp_container_of(it, struct pubconn, ready_link);
+		sp_list_del(it);
+		if (L->stalled_on >= 0) {
+			sp_list_add_tail(&L->ready, it);
+			continue;
+		}
+		switch (pub_service(r, pc)) {
+		case SVC_STALL:
+			L->stall_start_ns = sp_now_ns();
+			sp_stat_add(&r->stats.stalls, 1);
+			/* retry this publisher after the stall */
+			__attribute__((fallthrough));
+		case SVC_MORE:
+			sp_list_add_tail(&L->ready, &pc->ready_link);
+			break;
+		case SVC_DONE:
+			break;
+		}
+	}
+}
+
+static void check_stall(struct sp_router *r)
+{
+	struct sp_router_local *L = r->local;
+
+	if (L->stalled_on < 0)
+		return;
+	struct sp_ring *ring = &r->broker->workers[L->stalled_on].frame_ring;
+	/* Resume only with real room, not one slot, so we do not flap. */
+	if (sp_ring_free_producer(ring) >= sp_ring_capacity(ring) / 4) {
+		sp_stat_add(&r->stats.stall_ns, sp_now_ns() - L->stall_start_ns);
+		L->stalled_on = -1;
+	}
+}
+
+static int router_setup(struct sp_router *r)
+{
+	struct sp_router_local *L = calloc(1, sizeof(*L));
+	const struct sp_config *cfg = r->broker->cfg;
+
+	if (L == NULL)
+		return -ENOMEM;
+	r->local = L;
+	L->words = (r->broker->nworkers + 63) / 64;
+	L->dirty = calloc(r->broker->nworkers, sizeof(*L->dirty));
+	L->stalled_on = -1;
+	L->limits.max_line = cfg->max_line;
+	L->limits.max_payload = cfg->max_payload;
+	/* Room for the longest line plus the largest EVENT payload. */
+	L->in_max = (size_t)cfg->max_line + cfg->max_payload + 64;
+	sp_list_init(&L->ready);
+	sp_list_init(&L->all);
+	if (L->dirty == NULL || sp_tmap_init(&L->topics, 1024) != 0 || sp_ev_init(&L->ev) != 0)
+		return -ENOMEM;
+	if (sp_ev_add(&L->ev, r->listen_fd, SP_EV_READ, &listen_tag) != 0 ||
+	    sp_ev_add(&L->ev, r->wake_fd, SP_EV_READ, &wake_tag) != 0)
+		return -EIO;
+	return 0;
+}
+
+static void router_teardown(struct sp_router *r)
+{
+	struct sp_router_local *L = r->local;
+	struct sp_list *it;
+	struct sp_tnode *n;
+
+	if (L == NULL)
+		return;
+	while ((it = sp_list_first(&L->all)) != NULL)
+		pub_close(r, sp_container_of(it, struct pubconn, all_link));
+	if (L->topics.buckets != NULL) {
+		while ((n = sp_tmap_pop_any(&L->topics)) != NULL)
+			free(rtopic_of(n));
+		sp_tmap_destroy(&L->topics);
+	}
+	sp_ev_close(&L->ev);
+	free(L->dirty);
+	free(L);
+	r->local = NULL;
+}
+
+/* Before blocking: every ctl ring must agree to wake us. */
+static bool may_block(struct sp_router *r)
+{
+	bool ok = true;
+
+	for (unsigned w = 0; w < r->broker->nworkers; w++)
+		if (!sp_ring_sleep_consumer(&r->broker->workers[w].ctl_ring))
+			ok = false;
+	return ok;
+}
+
+void *sp_router_main(void *arg)
+{
+	struct sp_router *r = arg;
+	struct sp_ev_event evs[256];
+
+	if (router_setup(r) != 0) {
+		sp_log_msg(SP_LOG_ERROR, "router setup failed");
+		router_teardown(r);
+		return NULL;
+	}
+	struct sp_router_local *L = r->local;
+	while (!atomic_load_explicit(&r->stop, memory_order_acquire)) {
+		int timeout = 1000;
+		if (L->stalled_on >= 0)
+			timeout = 1;
+		else if (!sp_list_empty(&L->ready))
+			timeout = 0;
+		if (timeout != 0 && !may_block(r))
+			timeout = 0;
+		int n = sp_ev_wait(&L->ev, evs, 256, timeout);
+		for (unsigned w = 0; w < r->broker->nworkers; w++)
+			sp_ring_wake_consumer(&r->broker->workers[w].ctl_ring);
+		for (int i = 0; i < n; i++) {
+			void *p = evs[i].ptr;
+			if (p == &listen_tag) {
+				accept_publishers(r);
+			} else if (p == &wake_tag) {
+				uint64_t v;
+				ssize_t k = read(r->wake_fd, &v, sizeof(v));
+				(void)k;
+			} else {
+				struct pubconn *pc = p;
+				if (evs[i].events & SP_EV_READ)
+					pc->readable = true;
+				if (evs[i].events & SP_EV_WRITE)
+					pub_flush(pc);
+				if (!sp_list_linked(&pc->ready_link))
+					sp_list_add_tail(&L->ready, &pc->ready_link);
+			}
+		}
+		drain_ctl(r);
+		check_stall(r);
+		serve_ready(r);
+		signal_workers(r);
+	}
+	router_teardown(r);
+	return NULL;
+}

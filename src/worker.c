@@ -1,0 +1,502 @@
+/*
+ * worker.c - one epoll worker thread: its loop, connection I/O, timers and
+ * connection lifetime.
+ *
+ * A worker owns its connections from the moment the acceptor hands over the
+ * fd until it closes it: it alone reads, writes and frees them. Closing is
+ * deferred to the end of the loop iteration (conn_close only marks), so no
+ * pointer held by the current iteration - an epoll event, a topic's
+ * subscriber array being walked - can dangle.
+ *
+ * One loop iteration:
+ *   1. wait for readiness (0 ms if work is left over from the last round);
+ *   2. handle socket events (read requests, notice writability);
+ *   3. adopt new fds from the acceptor;
+ *   4. drain the router's frame ring (bounded) into connection out-queues;
+ *   5. flush every connection with queued bytes, one writev batch each;
+ *   6. send subscribe/unsubscribe messages, then run the timers;
+ *   7. free the connections closed during this iteration.
+ *
+ * Timers cost O(expired), not O(connections): each timer list is kept in
+ * deadline order by moving a connection to the tail whenever its clock
+ * restarts (request start, last write, last write progress).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "spout/frame.h"
+#include "spout/log.h"
+#include "spout/sys.h"
+#include "worker_internal.h"
+
+#define ACCEPT_BUDGET 256
+#define FRAME_BUDGET 4096
+#define WRITE_BUDGET (256 * 1024)  /* bytes per connection per iteration */
+#define IOV_BATCH 64
+#define TICK_MS 50
+
+static char wake_tag;
+
+void conn_want_flush(struct sp_worker *w, struct conn *c)
+{
+	if (!c->want_flush && c->state != CS_CLOSING) {
+		c->want_flush = true;
+		sp_list_add_tail(&w->local->pending, &c->pending_link);
+	}
+}
+
+void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why)
+{
+	struct sp_worker_stats *st = &w->stats;
+
+	if (c->state == CS_CLOSING)
+		return;
+	switch (why) {
+	case CLOSE_CLIENT: sp_stat_add(&st->closed_client, 1); break;
+	case CLOSE_ERROR: sp_stat_add(&st->closed_error, 1); break;
+	case CLOSE_OVERFLOW: sp_stat_add(&st->shed_overflow, 1); break;
+	case CLOSE_WRITE_TIMEOUT:
+		sp_stat_add(&st->shed_write_timeout, 1);
+		sp_stat_add(&st->events_dropped, c->q.count);
+		break;
+	case CLOSE_SHUTDOWN: sp_stat_add(&st->closed_shutdown, 1); break;
+	case CLOSE_DONE: break;
+	}
+	c->state = CS_CLOSING;
+	sp_list_del(&c->timer_link);
+	sp_list_del(&c->blocked_link);
+	sp_list_del(&c->pending_link);
+	c->want_flush = false;
+	c->next_close = w->local->close_list;
+	w->local->close_list = c;
+}
+
+static void conn_free(struct sp_worker *w, struct conn *c)
+{
+	struct sp_worker_local *L = w->local;
+
+	sp_ev_del(&L->ev, c->fd);
+	close(c->fd);
+	sub_unsubscribe_all(w, c);
+	sp_outq_clear(&c->q, &L->pool);
+	free(c->rbuf);
+	free(c);
+	atomic_fetch_sub_explicit(&w->broker->open_conns, 1, memory_order_relaxed);
+	sp_stat_add(&w->stats.conns_open, (uint64_t)-1);
+}
+
+int conn_queue_response(struct sp_worker *w, struct conn *c, struct sp_frame *f)
+{
+	struct sp_worker_local *L = w->local;
+	struct sp_wref *wr = sp_wref_get(&L->pool, f, 1);
+	uint64_t dropped = 0;
+
+	if (wr == NULL) {
+		sp_frame_release(f);
+		return -ENOMEM;
+	}
+	if (sp_outq_push(&c->q, &L->pool, wr, c->chunked, &L->lim_response, &dropped) != 0) {
+		sp_wref_put(&L->pool, wr);
+		return -ENOMEM;
+	}
+	conn_want_flush(w, c);
+	return 0;
+}
+
+/* Peer-caused errors are routine; anything else is worth a log line. */
+static enum close_reason io_error_reason(int err)
+{
+	switch (err) {
+	case ECONNRESET:
+	case EPIPE:
+	case ETIMEDOUT:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+		return CLOSE_CLIENT;
+	default:
+		return CLOSE_ERROR;
+	}
+}
+
+/* Write as much of the out-queue as the socket takes, up to a budget. */
+static void conn_flush(struct sp_worker *w, struct conn *c)
+{
+	struct sp_worker_local *L = w->local;
+	struct iovec iov[IOV_BATCH];
+	size_t written = 0;
+
+	while (c->state != CS_CLOSING && written < WRITE_BUDGET) {
+		int n = sp_outq_iov(&c->q, c->chunked, iov, IOV_BATCH);
+		if (n == 0)
+			break;
+		ssize_t k = writev(c->fd, iov, n);
+		if (k == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				sp_stat_add(&w->stats.write_eagain, 1);
+				if (!c->blocked) {
+					c->blocked = true;
+					c->progress_ms = L->now_ms;
+					sp_list_move_tail(&L->blocked, &c->blocked_link);
+				}
+				return;
+			}
+			if (io_error_reason(errno) == CLOSE_ERROR)
+				sp_log(SP_LOG_INFO, "write failed", "fd=%d errno=%d", c->fd, errno);
+			conn_close(w, c, io_error_reason(errno));
+			return;
+		}
+		written += (size_t)k;
+		uint32_t events = sp_outq_consume(&c->q, &L->pool, (size_t)k, c->chunked);
+		sp_stat_add(&w->stats.deliveries, events);
+		sp_stat_add(&w->stats.bytes_out, (uint64_t)k);
+		if (c->blocked) {
+			c->progress_ms = L->now_ms;
+			sp_list_move_tail(&L->blocked, &c->blocked_link);
+		}
+	}
+	if (written > 0 && c->state == CS_STREAMING) {
+		c->t_ms = L->now_ms;
+		sp_list_move_tail(&L->idle, &c->timer_link);
+	}
+	if (c->q.count == 0) {
+		if (c->blocked) {
+			c->blocked = false;
+			sp_list_del(&c->blocked_link);
+		}
+		if (c->state == CS_RESPONDING)
+			conn_close(w, c, CLOSE_DONE);
+	} else if (!c->blocked) {
+		conn_want_flush(w, c);   /* budget used up: continue next round */
+	}
+}
+
+/* Readable: parse the request head while reading it; afterwards only
+ * watch for the peer closing (SSE clients send nothing more). */
+static void conn_read(struct sp_worker *w, struct conn *c)
+{
+	struct sp_worker_local *L = w->local;
+
+	while (c->state != CS_CLOSING) {
+		char *dst = L->scratch;
+		size_t room = sizeof(L->scratch);
+		if (c->state == CS_READING && c->rbuf != NULL) {
+			dst = c->rbuf + c->rlen;
+			room = SP_HTTP_HEAD_MAX + 1 - c->rlen;
+		}
+		ssize_t n = read(c->fd, dst, room);
+		if (n == 0) {
+			conn_close(w, c, CLOSE_CLIENT);
+			return;
+		}
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				conn_close(w, c, io_error_reason(errno));
+			return;
+		}
+		if (c->state != CS_READING)
+			continue;   /* bytes after the head are ignored */
+
+		const char *buf = dst;
+		size_t len = (size_t)n;
+		if (c->rbuf != NULL) {
+			c->rlen += (uint32_t)n;
+			buf = c->rbuf;
+			len = c->rlen;
+		}
+		size_t head = sp_http_head_end(buf, len);
+		if (head > 0) {
+			http_on_head(w, c, buf, head);
+			free(c->rbuf);
+			c->rbuf = NULL;
+			continue;
+		}
+		int status = sp_http_check_partial(buf, len);
+		if (status != 0) {
+			http_fail(w, c, status, status == 414 ? "request target too long" :
+					status == 431 ? "request head too large" :
+					"not an HTTP request");
+			continue;
+		}
+		if (c->rbuf == NULL) {
+			/* The head came in pieces: keep what we have. Most
+			 * requests arrive whole and never get here. */
+			c->rbuf = malloc(SP_HTTP_HEAD_MAX + 1);
+			if (c->rbuf == NULL) {
+				conn_close(w, c, CLOSE_ERROR);
+				return;
+			}
+			memcpy(c->rbuf, buf, len);
+			c->rlen = (uint32_t)len;
+		}
+	}
+}
+
+static void adopt(struct sp_worker *w, int fd)
+{
+	struct sp_worker_local *L = w->local;
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (c == NULL) {
+		close(fd);
+		atomic_fetch_sub_explicit(&w->broker->open_conns, 1, memory_order_relaxed);
+		return;
+	}
+	/* SSE frames are small and latency matters more than packet count;
+	 * writev already batches bursts. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->fd = fd;
+	c->state = CS_READING;
+	c->t_ms = L->now_ms;
+	if (sp_ev_add(&L->ev, fd, SP_EV_READ | SP_EV_WRITE, c) != 0) {
+		close(fd);
+		free(c);
+		atomic_fetch_sub_explicit(&w->broker->open_conns, 1, memory_order_relaxed);
+		return;
+	}
+	sp_list_add_tail(&L->reading, &c->timer_link);
+	sp_stat_add(&w->stats.conns_open, 1);
+}
+
+/* Returns true if the ring still had fds when the budget ran out. */
+static bool drain_accept(struct sp_worker *w)
+{
+	uintptr_t v;
+
+	for (int i = 0; i < ACCEPT_BUDGET; i++) {
+		if (!sp_ring_pop_consumer(&w->accept_ring, &v))
+			return false;
+		adopt(w, (int)v);
+	}
+	return true;
+}
+
+static bool drain_frames(struct sp_worker *w)
+{
+	uintptr_t v;
+
+	for (int i = 0; i < FRAME_BUDGET; i++) {
+		if (!sp_ring_pop_consumer(&w->frame_ring, &v))
+			return false;
+		if (v & SP_RING_TAG_CTL)
+			sub_on_ack(w, (struct sp_ctl *)(v & ~SP_RING_TAG_CTL));
+		else
+			sub_on_frame(w, (struct sp_frame *)v);
+	}
+	return true;
+}
+
+static void flush_pending(struct sp_worker *w)
+{
+	struct sp_worker_local *L = w->local;
+	struct sp_list round;
+
+	if (sp_list_empty(&L->pending))
+		return;
+	/* Detach this round so connections that re-queue go to the next. */
+	round = L->pending;
+	round.next->prev = &round;
+	round.prev->next = &round;
+	sp_list_init(&L->pending);
+
+	struct sp_list *it;
+	while ((it = sp_list_first(&round)) != NULL) {
+		struct conn *c = sp_container_of(it, struct conn, pending_link);
+		sp_list_del(it);
+		c->want_flush = false;
+		if (!c->blocked)
+			conn_flush(w, c);
+	}
+}
+
+static void run_timers(struct sp_worker *w)
+{
+	struct sp_worker_local *L = w->local;
+	const struct sp_config *cfg = w->broker->cfg;
+	uint64_t now = L->now_ms;
+	struct sp_list *it;
+
+	while ((it = sp_list_first(&L->reading)) != NULL) {
+		struct conn *c = sp_container_of(it, struct conn, timer_link);
+		if (c->t_ms + cfg->header_timeout_ms > now)
+			break;
+		sp_stat_add(&w->stats.header_timeouts, 1);
+		http_fail(w, c, 408, "request head not received in time");
+	}
+	while ((it = sp_list_first(&L->blocked)) != NULL) {
+		struct conn *c = sp_container_of(it, struct conn, blocked_link);
+		if (c->progress_ms + cfg->write_timeout_ms > now)
+			break;
+		sp_log(SP_LOG_INFO, "shed slow consumer", "fd=%d reason=write_timeout queued=%u",
+		       c->fd, c->q.count);
+		conn_close(w, c, CLOSE_WRITE_TIMEOUT);
+	}
+	while ((it = sp_list_first(&L->idle)) != NULL) {
+		struct conn *c = sp_container_of(it, struct conn, timer_link);
+		if (c->t_ms + cfg->heartbeat_ms > now)
+			break;
+		c->t_ms = now;
+		sp_list_move_tail(&L->idle, &c->timer_link);
+		/* A connection with bytes queued is not idle; the write
+		 * timeout watches it instead. */
+		if (c->q.count == 0) {
+			uint64_t none = 0;
+			sp_outq_push(&c->q, &L->pool, &L->heartbeat, c->chunked, &L->lim, &none);
+			conn_want_flush(w, c);
+			sp_stat_add(&w->stats.heartbeats, 1);
+		}
+	}
+}
+
+static void reap(struct sp_worker *w)
+{
+	struct sp_worker_local *L = w->local;
+
+	while (L->close_list != NULL) {
+		struct conn *c = L->close_list;
+		L->close_list = c->next_close;
+		conn_free(w, c);
+	}
+}
+
+static int worker_setup(struct sp_worker *w)
+{
+	const struct sp_config *cfg = w->broker->cfg;
+	struct sp_worker_local *L = calloc(1, sizeof(*L));
+
+	if (L == NULL)
+		return -ENOMEM;
+	w->local = L;
+	sp_list_init(&L->reading);
+	sp_list_init(&L->idle);
+	sp_list_init(&L->blocked);
+	sp_list_init(&L->pending);
+	L->lim.max_events = cfg->queue_events;
+	L->lim.max_bytes = cfg->queue_bytes;
+	L->lim.policy = cfg->overflow;
+	L->lim_response.max_events = UINT32_MAX;
+	L->lim_response.max_bytes = UINT64_MAX;
+	L->lim_response.policy = SP_OVERFLOW_DISCONNECT;
+	L->now_ms = sp_now_ms();
+	/* One comment frame per worker, shared by every stream through a
+	 * pinned wref that is never recycled. */
+	L->heartbeat.frame = sp_frame_new_chunk(":\n\n", 3);
+	if (L->heartbeat.frame == NULL)
+		return -ENOMEM;
+	L->heartbeat.frame->flags |= SP_FRAME_STATIC;
+	L->heartbeat.pinned = true;
+	if (sp_tmap_init(&L->topics, 1024) != 0 || sp_ev_init(&L->ev) != 0)
+		return -ENOMEM;
+	if (sp_ev_add(&L->ev, w->wake_fd, SP_EV_READ, &wake_tag) != 0)
+		return -EIO;
+	return 0;
+}
+
+/* Stop: end every stream cleanly (the terminating chunk tells HTTP/1.1
+ * clients the stream ended on purpose), give the kernel what we can
+ * without blocking, close everything. */
+static void worker_shutdown(struct sp_worker *w)
+{
+	struct sp_worker_local *L = w->local;
+	struct sp_list *lists[] = { &L->reading, &L->idle };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct sp_list *it;
+		while ((it = sp_list_first(lists[i])) != NULL) {
+			struct conn *c = sp_container_of(it, struct conn, timer_link);
+			if (c->state == CS_STREAMING && c->chunked && !c->blocked) {
+				struct sp_frame *end = sp_frame_new_raw("0\r\n\r\n", 5);
+				if (end != NULL && conn_queue_response(w, c, end) == 0)
+					conn_flush(w, c);
+			}
+			conn_close(w, c, CLOSE_SHUTDOWN);
+		}
+	}
+	/* connections in other states (subscribing, blocked) */
+	while (!sp_list_empty(&L->blocked))
+		conn_close(w, sp_container_of(L->blocked.next, struct conn, blocked_link),
+			   CLOSE_SHUTDOWN);
+	reap(w);
+}
+
+static void worker_teardown(struct sp_worker *w)
+{
+	struct sp_worker_local *L = w->local;
+
+	if (L == NULL)
+		return;
+	sub_teardown(w);
+	if (L->topics.buckets != NULL)
+		sp_tmap_destroy(&L->topics);
+	sp_wref_pool_destroy(&L->pool);
+	if (L->heartbeat.frame != NULL)
+		sp_frame_destroy(L->heartbeat.frame);
+	sp_ev_close(&L->ev);
+	free(L);
+	w->local = NULL;
+}
+
+void *sp_worker_main(void *arg)
+{
+	struct sp_worker *w = arg;
+	struct sp_ev_event evs[256];
+	bool more = false;
+
+	if (worker_setup(w) != 0) {
+		sp_log(SP_LOG_ERROR, "worker setup failed", "worker=%u", w->id);
+		worker_teardown(w);
+		return NULL;
+	}
+	struct sp_worker_local *L = w->local;
+	while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+		int timeout = more || !sp_list_empty(&L->pending) ? 0 : TICK_MS;
+		if (timeout != 0) {
+			bool a = sp_ring_sleep_consumer(&w->frame_ring);
+			bool b = sp_ring_sleep_consumer(&w->accept_ring);
+			if (!a || !b)
+				timeout = 0;
+		}
+		int n = sp_ev_wait(&L->ev, evs, 256, timeout);
+		sp_ring_wake_consumer(&w->frame_ring);
+		sp_ring_wake_consumer(&w->accept_ring);
+		L->now_ms = sp_now_ms();
+		for (int i = 0; i < n; i++) {
+			if (evs[i].ptr == &wake_tag) {
+				uint64_t v;
+				ssize_t k = read(w->wake_fd, &v, sizeof(v));
+				(void)k;
+				continue;
+			}
+			struct conn *c = evs[i].ptr;
+			if (c->state == CS_CLOSING)
+				continue;
+			if (evs[i].events & SP_EV_READ)
+				conn_read(w, c);
+			if ((evs[i].events & SP_EV_WRITE) && c->blocked && c->state != CS_CLOSING) {
+				c->blocked = false;
+				sp_list_del(&c->blocked_link);
+				conn_flush(w, c);
+			}
+		}
+		more = drain_accept(w);
+		more = drain_frames(w) || more;
+		flush_pending(w);
+		sub_flush_ctl(w);
+		run_timers(w);
+		sp_stat_set(&w->stats.queue_depth_hwm, L->queue_depth_max);
+		reap(w);
+	}
+	worker_shutdown(w);
+	worker_teardown(w);
+	return NULL;
+}

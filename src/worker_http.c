@@ -1,0 +1,199 @@
+/*
+ * worker_http.c - what a worker does with a complete request head: route it,
+ * answer the small endpoints, or start an SSE stream.
+ *
+ *   GET  /events/<topic>, /events?topic=a&topic=b   SSE stream
+ *   OPTIONS /events...                              CORS preflight
+ *   GET  /healthz                                   liveness
+ *   GET  /metrics                                   Prometheus text
+ *
+ * Every answer other than a stream closes the connection after it is
+ * written (Connection: close), which keeps the worker's state machine to one
+ * request per connection. Worker thread only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spout/frame.h"
+#include "spout/log.h"
+#include "worker_internal.h"
+
+#define RESP_MAX 2048
+
+static bool path_is(const struct sp_http_req *r, const char *p)
+{
+	size_t n = strlen(p);
+
+	return r->path_len == n && memcmp(r->path, p, n) == 0;
+}
+
+static bool path_is_events(const struct sp_http_req *r)
+{
+	return path_is(r, "/events") ||
+	       (r->path_len > 8 && memcmp(r->path, "/events/", 8) == 0);
+}
+
+/* CORS headers for every response, per --cors-origin. */
+static int cors_headers(const struct sp_config *cfg, char *out, size_t cap)
+{
+	if (cfg->cors_origin[0] == '\0')
+		return snprintf(out, cap, "%s", "");
+	return snprintf(out, cap, "Access-Control-Allow-Origin: %s\r\n%s", cfg->cors_origin,
+			strcmp(cfg->cors_origin, "*") == 0 ? "" : "Vary: Origin\r\n");
+}
+
+/* Queue a complete response and close once it is written. */
+static void respond(struct sp_worker *w, struct conn *c, int status, const char *ctype,
+		    const char *extra, const char *body, size_t body_len, bool head_only)
+{
+	char headers[512];
+	char small[RESP_MAX];
+	size_t cap = body_len + 1024;
+	char *buf = cap <= sizeof(small) ? small : malloc(cap);
+	int hl = cors_headers(w->broker->cfg, headers, sizeof(headers));
+
+	if (extra != NULL && hl >= 0 && (size_t)hl < sizeof(headers))
+		snprintf(headers + hl, sizeof(headers) - (size_t)hl, "%s", extra);
+	sp_list_del(&c->timer_link);
+	c->state = CS_RESPONDING;
+	c->chunked = false;
+	if (buf == NULL) {
+		conn_close(w, c, CLOSE_ERROR);
+		return;
+	}
+	ssize_t n = sp_http_format_response(buf, cap, status, ctype, headers, body, body_len,
+					    head_only);
+	struct sp_frame *f = n > 0 ? sp_frame_new_raw(buf, (size_t)n) : NULL;
+	if (buf != small)
+		free(buf);
+	if (f == NULL || conn_queue_response(w, c, f) != 0)
+		conn_close(w, c, CLOSE_ERROR);
+}
+
+void http_fail(struct sp_worker *w, struct conn *c, int status, const char *reason)
+{
+	char body[256];
+	int n = snprintf(body, sizeof(body), "%s\n", reason);
+
+	sp_stat_add(&w->stats.bad_requests, 1);
+	respond(w, c, status, NULL, NULL, body, (size_t)n, false);
+}
+
+/* The subscription is live (every topic acked): send the stream head. From
+ * here on, any event published is delivered. */
+void http_start_stream(struct sp_worker *w, struct conn *c)
+{
+	char head[RESP_MAX];
+	char cors[320];
+	int n;
+
+	cors_headers(w->broker->cfg, cors, sizeof(cors));
+	/* The ":ok" comment makes buffering intermediaries pass the head on
+	 * at once; EventSource ignores comments. */
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 200 OK\r\n"
+		     "Content-Type: text/event-stream\r\n"
+		     "Cache-Control: no-cache\r\n"
+		     "X-Accel-Buffering: no\r\n"
+		     "%s"
+		     "%s"
+		     "\r\n"
+		     "%s",
+		     c->chunked ? "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n" : "",
+		     cors, c->chunked ? "5\r\n:ok\n\n\r\n" : ":ok\n\n");
+	struct sp_frame *f = sp_frame_new_raw(head, (size_t)n);
+	c->state = CS_STREAMING;
+	c->t_ms = w->local->now_ms;
+	sp_list_move_tail(&w->local->idle, &c->timer_link);
+	if (f == NULL || conn_queue_response(w, c, f) != 0) {
+		conn_close(w, c, CLOSE_ERROR);
+		return;
+	}
+	sp_stat_add(&w->stats.streams_opened, 1);
+}
+
+static void on_events(struct sp_worker *w, struct conn *c, const struct sp_http_req *req)
+{
+	struct sp_worker_local *L = w->local;
+	const char *reason;
+
+	if (req->method == SP_HTTP_OPTIONS) {
+		respond(w, c, 204, NULL,
+			"Allow: GET, HEAD, OPTIONS\r\n"
+			"Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n"
+			"Access-Control-Allow-Headers: Last-Event-ID, Cache-Control, Authorization\r\n"
+			"Access-Control-Max-Age: 86400\r\n",
+			NULL, 0, false);
+		return;
+	}
+	if (req->method != SP_HTTP_GET && req->method != SP_HTTP_HEAD) {
+		sp_stat_add(&w->stats.bad_requests, 1);
+		respond(w, c, 405, NULL, "Allow: GET, HEAD, OPTIONS\r\n",
+			"method not allowed\n", 19, false);
+		return;
+	}
+	int status = sp_http_parse_topics(req, w->broker->cfg->max_topics, &L->req_topics, &reason);
+	if (status != 0) {
+		http_fail(w, c, status, reason);
+		return;
+	}
+	if (req->method == SP_HTTP_HEAD) {
+		respond(w, c, 200, "text/event-stream", "Cache-Control: no-cache\r\n", NULL, 0, true);
+		return;
+	}
+	c->chunked = req->http_minor >= 1;
+	sp_list_del(&c->timer_link);   /* no header timeout while acks travel */
+	c->state = CS_SUBSCRIBING;
+	if (sub_subscribe(w, c, &L->req_topics) != 0) {
+		conn_close(w, c, CLOSE_ERROR);
+		return;
+	}
+	if (c->nwaiting == 0)
+		http_start_stream(w, c);
+}
+
+static void on_simple(struct sp_worker *w, struct conn *c, const struct sp_http_req *req,
+		      bool metrics)
+{
+	bool head = req->method == SP_HTTP_HEAD;
+
+	if (req->method != SP_HTTP_GET && !head) {
+		sp_stat_add(&w->stats.bad_requests, 1);
+		respond(w, c, 405, NULL, "Allow: GET, HEAD\r\n", "method not allowed\n", 19, false);
+		return;
+	}
+	if (!metrics) {
+		respond(w, c, 200, NULL, NULL, "ok\n", 3, head);
+		return;
+	}
+	size_t len;
+	char *body = sp_metrics_render(w->broker, &len);
+	if (body == NULL) {
+		respond(w, c, 500, NULL, NULL, "out of memory\n", 14, head);
+		return;
+	}
+	respond(w, c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, body, len, head);
+	free(body);
+}
+
+void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t len)
+{
+	struct sp_http_req req;
+	const char *reason;
+	int status = sp_http_parse(buf, len, &req, &reason);
+
+	sp_stat_add(&w->stats.requests, 1);
+	if (status != 0) {
+		http_fail(w, c, status, reason);
+		return;
+	}
+	if (path_is_events(&req))
+		on_events(w, c, &req);
+	else if (path_is(&req, "/healthz"))
+		on_simple(w, c, &req, false);
+	else if (path_is(&req, "/metrics"))
+		on_simple(w, c, &req, true);
+	else
+		http_fail(w, c, 404, "not found; subscribe at /events/<topic>");
+}

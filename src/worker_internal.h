@@ -1,0 +1,122 @@
+/*
+ * worker_internal.h - state private to one worker thread, shared by
+ * worker.c (loop, connection I/O, timers), worker_http.c (requests and
+ * responses) and worker_sub.c (subscriptions and fan-out).
+ *
+ * Everything reachable from struct sp_worker_local is owned by that worker
+ * thread alone: no locks, no atomics, except the stats counters.
+ */
+#ifndef SPOUT_WORKER_INTERNAL_H
+#define SPOUT_WORKER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "spout/broker.h"
+#include "spout/ev.h"
+#include "spout/http.h"
+#include "spout/list.h"
+#include "spout/outq.h"
+#include "spout/stats.h"
+#include "spout/tmap.h"
+
+enum conn_state {
+	CS_READING,      /* waiting for the request head */
+	CS_SUBSCRIBING,  /* head parsed, waiting for the router's acks */
+	CS_STREAMING,    /* SSE stream open */
+	CS_RESPONDING,   /* one response queued; close once it is written */
+	CS_CLOSING,      /* on the close list; freed at the end of the loop */
+};
+
+enum close_reason {
+	CLOSE_CLIENT,        /* peer closed or reset */
+	CLOSE_ERROR,         /* unexpected socket error */
+	CLOSE_DONE,          /* response written */
+	CLOSE_OVERFLOW,      /* out-queue over its bound, policy disconnect */
+	CLOSE_WRITE_TIMEOUT, /* pending writes made no progress */
+	CLOSE_SHUTDOWN,
+};
+
+struct conn;
+struct wtopic;
+
+/* One topic of one connection; lives in conn->subs[]. */
+struct sub {
+	struct conn *conn;
+	struct wtopic *topic;
+	uint32_t idx;            /* position in topic->subs */
+};
+
+/* A topic with subscribers on this worker. */
+struct wtopic {
+	struct sp_tnode node;
+	struct sub **subs;
+	uint32_t nsubs, cap;
+	/* The SUB still travelling to the router, or NULL once the router has
+	 * acked it and frames flow. Identity (not just non-NULL) matters: an
+	 * ack only activates the wtopic whose SUB it answers. */
+	struct sp_ctl *pending;
+	char name[];
+};
+
+struct conn {
+	int fd;
+	enum conn_state state;
+	bool chunked;            /* HTTP/1.1 stream: chunked transfer-coding */
+	bool blocked;            /* write hit EAGAIN; wait for writable */
+	bool want_flush;         /* on the pending list */
+	uint16_t nsubs;
+	uint16_t nwaiting;       /* subscriptions not yet acked */
+	uint64_t t_ms;           /* READING: accept time; STREAMING: last write */
+	uint64_t progress_ms;    /* last write progress while blocked */
+	struct sp_outq q;
+	struct sub *subs;
+	char *rbuf;              /* partial request head, only if it came in pieces */
+	uint32_t rlen;
+	struct sp_list timer_link;   /* reading list or idle list, by t_ms */
+	struct sp_list blocked_link; /* blocked list, by progress_ms */
+	struct sp_list pending_link; /* pending-flush list */
+	struct conn *next_close;
+};
+
+struct sp_worker_local {
+	struct sp_ev ev;
+	struct sp_tmap topics;
+	struct sp_wref_pool pool;
+	struct sp_wref heartbeat;    /* pinned; every connection shares it */
+	struct sp_list reading;      /* CS_READING, oldest first */
+	struct sp_list idle;         /* CS_STREAMING, least recently written first */
+	struct sp_list blocked;      /* unwritten bytes + EAGAIN, least progress first */
+	struct sp_list pending;      /* have queued bytes to try writing */
+	struct conn *close_list;
+	struct sp_ctl *ctl_free;     /* recycled ctl messages */
+	struct sp_ctl *backlog, *backlog_tail; /* ctls waiting for ctl-ring room */
+	bool ctl_pushed;             /* signal the router at the end of the loop */
+	struct sp_outq_limits lim;
+	struct sp_outq_limits lim_response;
+	uint64_t now_ms;
+	uint32_t queue_depth_max;
+	char scratch[SP_HTTP_HEAD_MAX + 1];
+	struct sp_http_topics req_topics;
+};
+
+/* worker.c */
+void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why);
+void conn_want_flush(struct sp_worker *w, struct conn *c);
+/* Queue an owned wref on <c> bypassing the stream bounds (responses). */
+int conn_queue_response(struct sp_worker *w, struct conn *c, struct sp_frame *f);
+
+/* worker_http.c */
+void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t len);
+void http_fail(struct sp_worker *w, struct conn *c, int status, const char *reason);
+void http_start_stream(struct sp_worker *w, struct conn *c);
+
+/* worker_sub.c */
+int sub_subscribe(struct sp_worker *w, struct conn *c, const struct sp_http_topics *t);
+void sub_unsubscribe_all(struct sp_worker *w, struct conn *c);
+void sub_on_frame(struct sp_worker *w, struct sp_frame *f);
+void sub_on_ack(struct sp_worker *w, struct sp_ctl *ctl);
+void sub_flush_ctl(struct sp_worker *w);
+void sub_teardown(struct sp_worker *w);
+
+#endif
