@@ -83,6 +83,7 @@ static void conn_free(struct sp_worker *w, struct conn *c)
 
 	sp_ev_del(&L->ev, c->fd);
 	close(c->fd);
+	sp_list_del(&c->all_link);
 	sub_unsubscribe_all(w, c);
 	sp_outq_clear(&c->q, &L->pool);
 	free(c->rbuf);
@@ -265,6 +266,7 @@ static void adopt(struct sp_worker *w, int fd)
 		return;
 	}
 	sp_list_add_tail(&L->reading, &c->timer_link);
+	sp_list_add_tail(&L->all, &c->all_link);
 	sp_stat_add(&w->stats.conns_open, 1);
 }
 
@@ -381,6 +383,7 @@ static int worker_setup(struct sp_worker *w)
 	sp_list_init(&L->idle);
 	sp_list_init(&L->blocked);
 	sp_list_init(&L->pending);
+	sp_list_init(&L->all);
 	L->lim.max_events = cfg->queue_events;
 	L->lim.max_bytes = cfg->queue_bytes;
 	L->lim.policy = cfg->overflow;
@@ -408,24 +411,17 @@ static int worker_setup(struct sp_worker *w)
 static void worker_shutdown(struct sp_worker *w)
 {
 	struct sp_worker_local *L = w->local;
-	struct sp_list *lists[] = { &L->reading, &L->idle };
+	struct sp_list *it;
 
-	for (size_t i = 0; i < 2; i++) {
-		struct sp_list *it;
-		while ((it = sp_list_first(lists[i])) != NULL) {
-			struct conn *c = sp_container_of(it, struct conn, timer_link);
-			if (c->state == CS_STREAMING && c->chunked && !c->blocked) {
-				struct sp_frame *end = sp_frame_new_raw("0\r\n\r\n", 5);
-				if (end != NULL && conn_queue_response(w, c, end) == 0)
-					conn_flush(w, c);
-			}
-			conn_close(w, c, CLOSE_SHUTDOWN);
+	for (it = L->all.next; it != &L->all; it = it->next) {
+		struct conn *c = sp_container_of(it, struct conn, all_link);
+		if (c->state == CS_STREAMING && c->chunked && !c->blocked) {
+			struct sp_frame *end = sp_frame_new_raw("0\r\n\r\n", 5);
+			if (end != NULL && conn_queue_response(w, c, end) == 0)
+				conn_flush(w, c);
 		}
+		conn_close(w, c, CLOSE_SHUTDOWN);
 	}
-	/* connections in other states (subscribing, blocked) */
-	while (!sp_list_empty(&L->blocked))
-		conn_close(w, sp_container_of(L->blocked.next, struct conn, blocked_link),
-			   CLOSE_SHUTDOWN);
 	reap(w);
 }
 

@@ -76,6 +76,7 @@ struct conn {
 	struct sp_list timer_link;   /* reading list or idle list, by t_ms */
 	struct sp_list blocked_link; /* blocked list, by progress_ms */
 	struct sp_list pending_link; /* pending-flush list */
+	struct sp_list all_link;     /* every connection of the worker */
 	struct conn *next_close;
 };
 
@@ -88,6 +89,7 @@ struct sp_worker_local {
 	struct sp_list idle;         /* CS_STREAMING, least recently written first */
 	struct sp_list blocked;      /* unwritten bytes + EAGAIN, least progress first */
 	struct sp_list pending;      /* have queued bytes to try writing */
+	struct sp_list all;          /* every open connection */
 	struct conn *close_list;
 	struct sp_ctl *ctl_free;     /* recycled ctl messages */
 	struct sp_ctl *backlog, *backlog_tail; /* ctls waiting for ctl-ring room */

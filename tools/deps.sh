@@ -9,7 +9,7 @@ set -euo pipefail
 
 profile=${1:-run}
 
-build_pkgs=(gcc make pkg-config libjemalloc-dev libxxhash-dev libhttp-parser-dev liburing-dev)
+build_pkgs=(gcc make pkg-config libjemalloc-dev libxxhash-dev libhttp-parser-dev liburing-dev netcat-openbsd)
 test_pkgs=(libcriterion-dev curl python3 procps iproute2)
 bench_pkgs=(libck-dev gnuplot-nox)
 
