@@ -120,7 +120,10 @@ struct sp_frame *sp_frame_new_event(const struct sp_event *ev)
 		p += 7 + ev->event_len;
 		*p++ = '\n';
 	}
-	const char *s = ev->data, *end = ev->data + ev->data_len;
+	/* data may be NULL when data_len is 0: memcpy from NULL (even of 0
+	 * bytes) and NULL + 0 are undefined, so point at "" instead. */
+	const char *s = ev->data != NULL ? ev->data : "";
+	const char *end = s + ev->data_len;
 	for (;;) {
 		const char *nl = s;
 		while (nl < end && *nl != '\n' && *nl != '\r')
