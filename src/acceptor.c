@@ -18,14 +18,16 @@
 
 #define ACCEPT_BATCH 256
 
+#define BUSY_BODY "too many connections, retry\n"
 static const char busy_503[] =
 	"HTTP/1.1 503 Service Unavailable\r\n"
 	"Content-Type: text/plain; charset=utf-8\r\n"
-	"Content-Length: 25\r\n"
+	"Content-Length: 28\r\n"
 	"Retry-After: 1\r\n"
 	"Connection: close\r\n"
 	"\r\n"
-	"too many connections, retry\n";
+	BUSY_BODY;
+_Static_assert(sizeof(BUSY_BODY) - 1 == 28, "Content-Length of busy_503");
 
 static char listen_tag, stop_tag;
 

@@ -17,7 +17,7 @@
 
 #include "spout/config.h"
 
-enum opt_kind { OPT_ADDR, OPT_U32, OPT_OVERFLOW, OPT_STR, OPT_LEVEL, OPT_U64 };
+enum opt_kind { OPT_ADDR, OPT_U32, OPT_OVERFLOW, OPT_STR, OPT_LEVEL, OPT_U64, OPT_IO };
 
 struct opt {
 	const char *flag;           /* without the leading "--" */
@@ -61,6 +61,8 @@ static const struct opt opts[] = {
 	  "Access-Control-Allow-Origin value (\"*\" or an origin); empty = no CORS" },
 	{ "log-level", OPT_LEVEL, OFF(log_level), 0, 0, "info",
 	  "debug | info | warn | error" },
+	{ "io", OPT_IO, OFF(io), 0, 0, "epoll",
+	  "readiness backend: epoll | uring (io_uring; needs a liburing build)" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -175,6 +177,19 @@ static int set_opt(struct sp_config *cfg, const struct opt *o, const char *v,
 		if (sp_log_parse_level(v, field) == 0)
 			return 0;
 		fprintf(err, "spoutd: %s %s: '%s' is not debug|info|warn|error\n",
+			source, o->flag, v);
+		return -EINVAL;
+	case OPT_IO:
+		/* Availability is main's check (sp_ev_set_backend), not ours. */
+		if (strcmp(v, "epoll") == 0) {
+			*(enum sp_ev_backend *)field = SP_EV_EPOLL;
+			return 0;
+		}
+		if (strcmp(v, "uring") == 0) {
+			*(enum sp_ev_backend *)field = SP_EV_URING;
+			return 0;
+		}
+		fprintf(err, "spoutd: %s %s: '%s' is not epoll or uring\n",
 			source, o->flag, v);
 		return -EINVAL;
 	}

@@ -1,25 +1,31 @@
 /*
- * ev_epoll.c - epoll backend of the readiness loop (see ev.h).
+ * ev_epoll.c - epoll backend of the readiness loop (see ev.h; dispatched
+ * by ev.c through sp_ev_epoll_ops). Always built, and the default.
+ *
+ * Threading: the owning thread of each struct sp_ev only.
  */
 #include <errno.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "spout/ev.h"
+#include "ev_internal.h"
 
 #define EV_BATCH 256
 
-int sp_ev_init(struct sp_ev *ev)
+static int ev_epoll_init(struct sp_ev *ev)
 {
-	ev->fd = epoll_create1(EPOLL_CLOEXEC);
-	return ev->fd == -1 ? -errno : 0;
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+
+	if (fd == -1)
+		return -errno;
+	ev->_u.epfd = fd;
+	return 0;
 }
 
-void sp_ev_close(struct sp_ev *ev)
+static void ev_epoll_close(struct sp_ev *ev)
 {
-	if (ev->fd >= 0)
-		close(ev->fd);
-	ev->fd = -1;
+	close(ev->_u.epfd);
+	ev->_u.epfd = -1;
 }
 
 static uint32_t to_epoll(uint32_t events)
@@ -33,32 +39,33 @@ static uint32_t to_epoll(uint32_t events)
 	return e;
 }
 
-int sp_ev_add(struct sp_ev *ev, int fd, uint32_t events, void *ptr)
+static int ev_epoll_add(struct sp_ev *ev, int fd, uint32_t events, void *ptr)
 {
 	struct epoll_event e = { .events = to_epoll(events), .data.ptr = ptr };
 
-	return epoll_ctl(ev->fd, EPOLL_CTL_ADD, fd, &e) == -1 ? -errno : 0;
+	return epoll_ctl(ev->_u.epfd, EPOLL_CTL_ADD, fd, &e) == -1 ? -errno : 0;
 }
 
-int sp_ev_mod(struct sp_ev *ev, int fd, uint32_t events, void *ptr)
+static int ev_epoll_mod(struct sp_ev *ev, int fd, uint32_t events, void *ptr)
 {
 	struct epoll_event e = { .events = to_epoll(events), .data.ptr = ptr };
 
-	return epoll_ctl(ev->fd, EPOLL_CTL_MOD, fd, &e) == -1 ? -errno : 0;
+	return epoll_ctl(ev->_u.epfd, EPOLL_CTL_MOD, fd, &e) == -1 ? -errno : 0;
 }
 
-int sp_ev_del(struct sp_ev *ev, int fd)
+static int ev_epoll_del(struct sp_ev *ev, int fd)
 {
-	return epoll_ctl(ev->fd, EPOLL_CTL_DEL, fd, NULL) == -1 ? -errno : 0;
+	return epoll_ctl(ev->_u.epfd, EPOLL_CTL_DEL, fd, NULL) == -1 ? -errno : 0;
 }
 
-int sp_ev_wait(struct sp_ev *ev, struct sp_ev_event *out, int max, int timeout_ms)
+static int ev_epoll_wait(struct sp_ev *ev, struct sp_ev_event *out, int max,
+			 int timeout_ms)
 {
 	struct epoll_event evs[EV_BATCH];
 
 	if (max > EV_BATCH)
 		max = EV_BATCH;
-	int n = epoll_wait(ev->fd, evs, max, timeout_ms);
+	int n = epoll_wait(ev->_u.epfd, evs, max, timeout_ms);
 	if (n == -1)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
@@ -76,3 +83,13 @@ int sp_ev_wait(struct sp_ev *ev, struct sp_ev_event *out, int max, int timeout_m
 	}
 	return n;
 }
+
+const struct sp_ev_ops sp_ev_epoll_ops = {
+	.name = "epoll",
+	.init = ev_epoll_init,
+	.close = ev_epoll_close,
+	.add = ev_epoll_add,
+	.mod = ev_epoll_mod,
+	.del = ev_epoll_del,
+	.wait = ev_epoll_wait,
+};

@@ -442,6 +442,57 @@ static const char *hpe_reason(enum http_errno e)
 	}
 }
 
+/* "GET /path" with no version at all: an HTTP/0.9 request. */
+static bool is_http09(const char *line, const char *sp, size_t n)
+{
+	if (sp == line || sp[1] != '/' || memchr(line, '\t', n) != NULL)
+		return false;
+	for (const char *p = line; p < sp; p++)
+		if (*p < 'A' || *p > 'Z')
+			return false;
+	return true;
+}
+
+/* http-parser (built lenient in Debian) checks only the leading 'H' of the
+ * version and tolerates repeated spaces, so the request line's shape is
+ * checked here first: METHOD SP target SP "HTTP/" DIGIT "." DIGIT, single
+ * spaces, nothing after the version but the line break. Returns 0, or a
+ * status with <*reason> set. */
+static int check_request_line(const char *line, size_t len, const char **reason)
+{
+	const char *end = memchr(line, '\n', len);
+	size_t n = end ? (size_t)(end - line) : len;
+
+	if (n > 0 && line[n - 1] == '\r')
+		n--;
+	const char *sp1 = memchr(line, ' ', n);
+	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', n - (size_t)(sp1 + 1 - line)) : NULL;
+	if (end == NULL) {
+		*reason = "incomplete request head";
+		return 400;
+	}
+	if (sp1 != NULL && sp2 == NULL && is_http09(line, sp1, n)) {
+		*reason = "HTTP version not supported";
+		return 505;
+	}
+	if (sp1 == NULL || sp2 == NULL || sp1 == line || sp2 == sp1 + 1) {
+		*reason = "malformed request line";
+		return 400;
+	}
+	const char *v = sp2 + 1;
+	size_t vlen = n - (size_t)(v - line);
+	if (vlen != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' ||
+	    v[6] != '.' || v[7] < '0' || v[7] > '9') {
+		*reason = "malformed HTTP version";
+		return 400;
+	}
+	if (v[5] != '1') {
+		*reason = "HTTP version not supported";
+		return 505;
+	}
+	return 0;
+}
+
 int sp_http_parse(const char *buf, size_t len, struct sp_http_req *req,
 		  const char **reason)
 {
@@ -466,6 +517,10 @@ int sp_http_parse(const char *buf, size_t len, struct sp_http_req *req,
 		*reason = "HTTP/2 not supported";
 		return 505;
 	}
+
+	int st = check_request_line(buf + start, len - start, reason);
+	if (st != 0)
+		return st;
 
 	http_parser_settings settings;
 	http_parser_settings_init(&settings);

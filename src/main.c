@@ -12,6 +12,7 @@
 
 #include "spout/broker.h"
 #include "spout/config.h"
+#include "spout/ev.h"
 #include "spout/log.h"
 
 int main(int argc, char **argv)
@@ -27,6 +28,18 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return 2;
 	sp_log_set_level(cfg.log_level);
+	/* Before any thread: every loop is opened on this backend. */
+	if (sp_ev_set_backend(cfg.io) != 0) {
+#ifdef SP_HAVE_URING
+		fprintf(stderr, "spoutd: --io uring: this kernel refuses io_uring "
+			"multishot poll (needs >= 5.13, not disabled); use --io epoll\n");
+#else
+		fprintf(stderr, "spoutd: --io uring: built without liburing "
+			"(install liburing-dev and rebuild); use --io epoll\n");
+#endif
+		return 2;
+	}
+	sp_log(SP_LOG_DEBUG, "readiness backend", "io=%s", sp_ev_backend_name());
 
 	/* A write to a closed socket must be an EPIPE, not a dead process. */
 	signal(SIGPIPE, SIG_IGN);

@@ -126,7 +126,7 @@ static enum close_reason io_error_reason(int err)
 }
 
 /* Write as much of the out-queue as the socket takes, up to a budget. */
-static void conn_flush(struct sp_worker *w, struct conn *c)
+void conn_flush(struct sp_worker *w, struct conn *c)
 {
 	struct sp_worker_local *L = w->local;
 	struct iovec iov[IOV_BATCH];
@@ -387,6 +387,8 @@ static int worker_setup(struct sp_worker *w)
 	L->lim.max_events = cfg->queue_events;
 	L->lim.max_bytes = cfg->queue_bytes;
 	L->lim.policy = cfg->overflow;
+	L->flush_events = cfg->queue_events / 2 ? cfg->queue_events / 2 : 1;
+	L->flush_bytes = cfg->queue_bytes / 2;
 	L->lim_response.max_events = UINT32_MAX;
 	L->lim_response.max_bytes = UINT64_MAX;
 	L->lim_response.policy = SP_OVERFLOW_DISCONNECT;

@@ -31,7 +31,7 @@ static bool path_is(const struct sp_http_req *r, const char *p)
 static bool path_is_events(const struct sp_http_req *r)
 {
 	return path_is(r, "/events") ||
-	       (r->path_len > 8 && memcmp(r->path, "/events/", 8) == 0);
+	       (r->path_len >= 8 && memcmp(r->path, "/events/", 8) == 0);
 }
 
 /* CORS headers for every response, per --cors-origin. */

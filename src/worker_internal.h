@@ -96,6 +96,8 @@ struct sp_worker_local {
 	bool ctl_pushed;             /* signal the router at the end of the loop */
 	struct sp_outq_limits lim;
 	struct sp_outq_limits lim_response;
+	uint32_t flush_events;       /* write at once past half the bounds */
+	uint64_t flush_bytes;
 	uint64_t now_ms;
 	uint32_t queue_depth_max;
 	char scratch[SP_HTTP_HEAD_MAX + 1];
@@ -105,6 +107,7 @@ struct sp_worker_local {
 /* worker.c */
 void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why);
 void conn_want_flush(struct sp_worker *w, struct conn *c);
+void conn_flush(struct sp_worker *w, struct conn *c);
 /* Queue an owned wref on <c> bypassing the stream bounds (responses). */
 int conn_queue_response(struct sp_worker *w, struct conn *c, struct sp_frame *f);
 

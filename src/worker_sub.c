@@ -250,7 +250,15 @@ void sub_on_frame(struct sp_worker *w, struct sp_frame *f)
 		}
 		if (c->q.count > L->queue_depth_max)
 			L->queue_depth_max = c->q.count;
-		if (!c->blocked)
+		if (c->blocked)
+			continue;
+		/* A burst of frames arrives faster than one loop round: write
+		 * a connection out as soon as half its bound is queued, so the
+		 * bound measures a consumer's backlog beyond its socket buffer,
+		 * not the size of a burst. */
+		if (c->q.count >= L->flush_events || c->q.bytes >= L->flush_bytes)
+			conn_flush(w, c);
+		else
 			conn_want_flush(w, c);
 	}
 	if (dropped)

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "spout/ev.h"
 #include "spout/log.h"
 
 #define SP_VERSION "0.1.0"
@@ -42,6 +43,7 @@ struct sp_config {
 	uint32_t max_payload;
 	char cors_origin[256];      /* "" = no CORS headers */
 	enum sp_log_level log_level;
+	enum sp_ev_backend io;      /* readiness backend (--io) */
 };
 
 /* Fill <cfg> with defaults, then SPOUT_* environment variables, then argv.

@@ -22,10 +22,13 @@
  * "empty" (consumer). In steady state a push or pop touches one shared cache
  * line, not two.
  *
- * Why not Concurrency Kit's ck_ring_*_spsc: ck_pr implements its atomics with
- * inline assembly, which ThreadSanitizer cannot see, so a TSan run of the
- * stress test reports false races on every slot; C11 atomics let TSan prove
- * the ordering. The numbers are in docs/benchmarks.md (tools/ringbench).
+ * Why not Concurrency Kit's ck_ring_*_spsc: ck_pr implements its index
+ * loads and stores with inline assembly, which ThreadSanitizer cannot see, so
+ * a TSan run reports a race on every slot ck_ring copies (checked: see
+ * docs/benchmarks.md). With C11 release/acquire TSan checks the slot
+ * hand-off; TSan ignores fences, so the wake-up fences below are covered by
+ * the litmus test in test/unit/test_ring.c instead. Speed is not the reason:
+ * tools/ringbench measures the two within noise of each other here.
  *
  * Wake-ups: the ring itself never sleeps. sp_ring_sleep_consumer() and
  * sp_ring_push_done_producer() implement the "tell me when you publish" flag

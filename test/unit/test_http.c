@@ -228,6 +228,13 @@ static const struct bad_case bad_cases[] = {
 	{ "PRI * HTTP/2.0" CRLF CRLF "SM" CRLF CRLF, 18, PARSE, 505,
 	  "HTTP/2" },
 	{ "GET /" CRLF CRLF, 0, PARSE, 505, "version" },  /* 0.9 */
+	/* http-parser alone checks only the leading 'H' of the version */
+	{ "GET /events/x HXXP/1.1" CRLF "Host: x" CRLF CRLF, 0, PARSE, 400, "version" },
+	{ "GET /events/x HTTX/1.1" CRLF "Host: x" CRLF CRLF, 0, PARSE, 400, "version" },
+	{ "GET /events/x HTTP-1.1" CRLF "Host: x" CRLF CRLF, 0, PARSE, 400, "version" },
+	{ "GET /events/x HTTP/1.1x" CRLF "Host: x" CRLF CRLF, 0, PARSE, 400, "version" },
+	{ "GET /events/x  HTTP/1.1" CRLF "Host: x" CRLF CRLF, 0, PARSE, 400, "malformed" },
+	{ "GET  /events/x HTTP/1.1" CRLF "Host: x" CRLF CRLF, 0, PARSE, 400, "request line" },
 	{ "GET / HTTP/1.12" CRLF "Host: x" CRLF CRLF, 0, PARSE, 400,
 	  "version" },
 	{ "GET / HTTP/1.1" CRLF "Host: x" CRLF "Content-Length: 1"
