@@ -247,7 +247,27 @@ class Broker:
                 raise AssertionError("spoutd died during the test (exit %d)" % died)
             if rc != 0:
                 raise AssertionError("spoutd exited %d after SIGTERM (want 0)" % rc)
+            report = self.sanitizer_report()
+            if report:
+                raise AssertionError("sanitizer report in %s: %s" % (self.log_path, report))
         return False
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "WARNING: ThreadSanitizer", "runtime error:")
+
+    def sanitizer_report(self):
+        """The first sanitizer line in the broker's log, or None. UBSan and
+        TSan may report without changing the exit status, so the log is
+        the only reliable witness."""
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if any(m in line for m in self.SANITIZER_MARKS):
+                return line.strip()
+        return None
 
     def alive(self):
         return self.proc.poll() is None
