@@ -476,12 +476,7 @@ static void serve_ready(struct sp_router *r)
 
 	/* Take the current ready list; publishers with more work go back on
 	 * the tail, so one busy publisher cannot starve the rest. */
-	if (sp_list_empty(&L->ready))
-		return;
-	round = L->ready;
-	round.next->prev = &round;
-	round.prev->next = &round;
-	sp_list_init(&L->ready);
+	sp_list_take(&round, &L->ready);
 
 	struct sp_list *it;
 	while ((it = sp_list_first(&round)) != NULL) {

@@ -303,13 +303,8 @@ static void flush_pending(struct sp_worker *w)
 	struct sp_worker_local *L = w->local;
 	struct sp_list round;
 
-	if (sp_list_empty(&L->pending))
-		return;
 	/* Detach this round so connections that re-queue go to the next. */
-	round = L->pending;
-	round.next->prev = &round;
-	round.prev->next = &round;
-	sp_list_init(&L->pending);
+	sp_list_take(&round, &L->pending);
 
 	struct sp_list *it;
 	while ((it = sp_list_first(&round)) != NULL) {

@@ -56,6 +56,21 @@ static inline void sp_list_move_tail(struct sp_list *head, struct sp_list *node)
 	sp_list_add_tail(head, node);
 }
 
+/* Move every node of <from> to the empty list head <to>; <from> is left
+ * empty. Lets a loop work through a snapshot while new nodes queue up on
+ * <from> for the next round. */
+static inline void sp_list_take(struct sp_list *to, struct sp_list *from)
+{
+	if (sp_list_empty(from)) {
+		sp_list_init(to);
+		return;
+	}
+	*to = *from;
+	to->next->prev = to;
+	to->prev->next = to;
+	sp_list_init(from);
+}
+
 static inline struct sp_list *sp_list_first(const struct sp_list *head)
 {
 	return sp_list_empty(head) ? NULL : head->next;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "spout/ev.h"
+#include "sanitizers.h"
 
 #define MAXEV 16
 

@@ -22,30 +22,10 @@
 #include <string.h>
 
 #include "spout/frame.h"
+#include "sanitizers.h"
 
 /* ------------------------------------------------------------------ */
 /* sanitizer plumbing                                                 */
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) && !defined(__SANITIZE_ADDRESS__)
-#define __SANITIZE_ADDRESS__ 1 /* clang < 16 only has __has_feature */
-#endif
-#endif
-
-/* A UBSan report that does not stop the child is lost (see above). */
-const char *__ubsan_default_options(void);
-const char *__ubsan_default_options(void)
-{
-	return "halt_on_error=1:print_stacktrace=1";
-}
-
-/* libcriterion's runner leaks 48 bytes when it runs tests in parallel; that
- * is not ours, and it would turn the run's exit status to 1. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-	return "leak:libcriterion.so\n";
-}
 
 /* ASSERT_NO_LEAKS catches a frame nobody points to any more; a pointer
  * still on the stack hides a leak from it, so the refcount test asks the

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "spout/lineproto.h"
+#include "sanitizers.h"
 
 /* Small limits so the boundaries are cheap to reach. */
 static const struct sp_lp_limits LIM = { .max_line = 64, .max_payload = 32 };

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "spout/outq.h"
+#include "sanitizers.h"
 
 static struct sp_wref_pool pool;
 

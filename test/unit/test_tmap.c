@@ -8,6 +8,7 @@
 
 #include "spout/tmap.h"
 #include "spout/topic.h"
+#include "sanitizers.h"
 
 struct entry {
 	struct sp_tnode node;

@@ -11,6 +11,7 @@
 #include <criterion/parameterized.h>
 
 #include "spout/topic.h"
+#include "sanitizers.h"
 
 /* Criterion runs each test in a re-executed copy of this binary, where a
  * PIE's addresses differ, so parameters must not hold pointers into static
