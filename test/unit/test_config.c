@@ -1,0 +1,157 @@
+/*
+ * test_config.c - flags, SPOUT_* environment variables and defaults.
+ */
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spout/config.h"
+#include "sanitizers.h"
+
+/* Parse argv (NULL-terminated list after the program name); capture what
+ * goes to the error stream into <errbuf>. */
+static int parse(struct sp_config *cfg, char *errbuf, size_t cap, ...)
+{
+	char *argv[32] = { "spoutd" };
+	int argc = 1;
+	va_list ap;
+	va_start(ap, cap);
+	for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 31;)
+		argv[argc++] = a;
+	va_end(ap);
+	FILE *err = fmemopen(errbuf, cap, "w");
+	cr_assert_not_null(err);
+	int rc = sp_config_parse(cfg, argc, argv, err);
+	fclose(err);
+	return rc;
+}
+
+static void clear_env(void)
+{
+	unsetenv("SPOUT_HEARTBEAT_MS");
+	unsetenv("SPOUT_WORKERS");
+	unsetenv("SPOUT_OVERFLOW");
+}
+
+TestSuite(config, .init = clear_env, .fini = clear_env);
+
+Test(config, defaults)
+{
+	struct sp_config c;
+	char err[256] = "";
+	cr_assert_eq(parse(&c, err, sizeof(err), NULL), 0, "%s", err);
+	cr_assert_str_eq(c.http.text, "0.0.0.0:8080");
+	cr_assert_str_eq(c.pub.text, "127.0.0.1:7400");
+	cr_assert_eq(c.workers, 0);
+	cr_assert_eq(c.queue_events, 512);
+	cr_assert_eq(c.queue_bytes, 1048576);
+	cr_assert_eq(c.overflow, SP_OVERFLOW_DISCONNECT);
+	cr_assert_eq(c.write_timeout_ms, 10000);
+	cr_assert_eq(c.heartbeat_ms, 15000);
+	cr_assert_eq(c.header_timeout_ms, 5000);
+	cr_assert_eq(c.max_topics, 16);
+	cr_assert_str_eq(c.cors_origin, "");
+	cr_assert_eq(c.log_level, SP_LOG_INFO);
+	const struct sockaddr_in *pub = (const struct sockaddr_in *)&c.pub.ss;
+	cr_assert_eq(pub->sin_family, AF_INET);
+	cr_assert_eq(ntohs(pub->sin_port), 7400);
+	cr_assert_eq(ntohl(pub->sin_addr.s_addr), INADDR_LOOPBACK,
+		     "the publisher listener binds to loopback by default");
+}
+
+Test(config, flags_both_spellings)
+{
+	struct sp_config c;
+	char err[256] = "";
+	cr_assert_eq(parse(&c, err, sizeof(err), "--workers", "3", "--overflow=drop-oldest",
+			   "--cors-origin", "*", "--log-level", "warn", NULL), 0, "%s", err);
+	cr_assert_eq(c.workers, 3);
+	cr_assert_eq(c.overflow, SP_OVERFLOW_DROP_OLDEST);
+	cr_assert_str_eq(c.cors_origin, "*");
+	cr_assert_eq(c.log_level, SP_LOG_WARN);
+}
+
+Test(config, environment_then_flag_wins)
+{
+	struct sp_config c;
+	char err[256] = "";
+	setenv("SPOUT_HEARTBEAT_MS", "250", 1);
+	setenv("SPOUT_WORKERS", "2", 1);
+	cr_assert_eq(parse(&c, err, sizeof(err), "--workers", "5", NULL), 0, "%s", err);
+	cr_assert_eq(c.heartbeat_ms, 250);
+	cr_assert_eq(c.workers, 5);
+}
+
+Test(config, bad_environment_is_an_error)
+{
+	struct sp_config c;
+	char err[256] = "";
+	setenv("SPOUT_OVERFLOW", "sometimes", 1);
+	cr_assert_eq(parse(&c, err, sizeof(err), NULL), -EINVAL);
+	cr_assert(strstr(err, "SPOUT_OVERFLOW") != NULL, "message names the variable: %s", err);
+}
+
+struct bad_case {
+	const char *a, *b;
+	const char *needle;
+};
+
+Test(config, bad_flags_say_why)
+{
+	static const struct bad_case cases[] = {
+		{ "--workers", "abc", "whole number" },
+		{ "--workers", "-1", "whole number" },
+		{ "--workers", "1000", "whole number" },
+		{ "--queue", "0", "whole number" },
+		{ "--write-timeout-ms", "18446744073709551616", "whole number" },
+		{ "--overflow", "nope", "disconnect" },
+		{ "--http", "8080", "HOST:PORT" },
+		{ "--http", "127.0.0.1:99999", "HOST:PORT" },
+		{ "--pub", "[::1", "HOST:PORT" },
+		{ "--log-level", "loud", "debug" },
+		{ "--bogus", NULL, "unknown option" },
+		{ "stray", NULL, "unexpected argument" },
+		{ "--cors-origin", "a\r\nX-Evil: 1", "line break" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sp_config c;
+		char err[256] = "";
+		int rc = parse(&c, err, sizeof(err), cases[i].a, cases[i].b, NULL);
+		cr_expect_eq(rc, -EINVAL, "%s %s accepted", cases[i].a, cases[i].b ? cases[i].b : "");
+		cr_expect(strstr(err, cases[i].needle) != NULL, "%s %s: message \"%s\" lacks \"%s\"",
+			  cases[i].a, cases[i].b ? cases[i].b : "", err, cases[i].needle);
+	}
+}
+
+Test(config, missing_value)
+{
+	struct sp_config c;
+	char err[256] = "";
+	cr_assert_eq(parse(&c, err, sizeof(err), "--queue", NULL), -EINVAL);
+	cr_assert(strstr(err, "needs a value") != NULL, "%s", err);
+}
+
+Test(config, addresses)
+{
+	struct sp_addr a;
+	cr_assert_eq(sp_addr_parse("[::1]:9000", &a), 0);
+	cr_assert_eq(((struct sockaddr_in6 *)&a.ss)->sin6_family, AF_INET6);
+	cr_assert_eq(ntohs(((struct sockaddr_in6 *)&a.ss)->sin6_port), 9000);
+	cr_assert_eq(sp_addr_parse(":7400", &a), 0, "empty host = any address");
+	cr_assert_eq(sp_addr_parse("127.0.0.1:", &a), -EINVAL);
+	cr_assert_eq(sp_addr_parse("127.0.0.1:12x", &a), -EINVAL);
+}
+
+Test(config, help_and_version_stop_without_error)
+{
+	struct sp_config c;
+	char err[64] = "";
+	cr_redirect_stdout();
+	cr_assert_eq(parse(&c, err, sizeof(err), "--help", NULL), 1);
+	cr_assert_eq(parse(&c, err, sizeof(err), "--version", NULL), 1);
+}
