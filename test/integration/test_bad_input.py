@@ -175,6 +175,16 @@ def http_max_conns_503():
         finally:
             for c in streams:
                 c.close()
+
+        # The broker notices the closes asynchronously: wait until only the
+        # scrape's own connection is open (a scrape may itself get the 503).
+        def drained():
+            try:
+                return b.metrics()["spout_connections_open"] <= 1
+            except Exception:
+                return False
+        wait_for(drained, 5, interval=0.05, what="closed streams to be reaped")
+        time.sleep(0.1)   # and the scrape's own connection
         assert_serving(b)
 
 
