@@ -66,7 +66,7 @@ static int workers_init(struct sp_broker *b)
 		if (w->wake_fd < 0)
 			return w->wake_fd;
 		if (sp_ring_init(&w->accept_ring, SP_ACCEPT_RING) != 0 ||
-		    sp_ring_init(&w->frame_ring, SP_FRAME_RING) != 0 ||
+		    sp_ring_init(&w->frame_ring, b->cfg->ring_size) != 0 ||
 		    sp_ring_init(&w->ctl_ring, SP_CTL_RING) != 0)
 			return -ENOMEM;
 	}

@@ -57,6 +57,8 @@ static const struct opt opts[] = {
 	  "longest publisher command line, in bytes" },
 	{ "max-payload", OPT_U32, OFF(max_payload), 1, 16u << 20, "65536",
 	  "largest event payload, in bytes" },
+	{ "ring-size", OPT_U32, OFF(ring_size), 16, 1u << 22, "16384",
+	  "router->worker frame ring slots (power of two); a full ring pauses publishers" },
 	{ "cors-origin", OPT_STR, OFF(cors_origin), 0, 0, "",
 	  "Access-Control-Allow-Origin value (\"*\" or an origin); empty = no CORS" },
 	{ "log-level", OPT_LEVEL, OFF(log_level), 0, 0, "info",
@@ -270,6 +272,10 @@ int sp_config_parse(struct sp_config *cfg, int argc, char **argv, FILE *err)
 		}
 		if (set_opt(cfg, o, v, "option", err) != 0)
 			return -EINVAL;
+	}
+	if ((cfg->ring_size & (cfg->ring_size - 1)) != 0) {
+		fprintf(err, "spoutd: ring-size: %u is not a power of two\n", cfg->ring_size);
+		return -EINVAL;
 	}
 	return 0;
 }

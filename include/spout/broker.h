@@ -12,7 +12,7 @@
  *
  * Every ring is single-producer/single-consumer (ring.h):
  *   acceptor -> worker  accept ring : accepted fds (uintptr_t)
- *   router   -> worker  frame ring  : struct sp_frame *, or a returned
+ *   router   -> worker  frame ring  : (--ring-size) struct sp_frame *, or a returned
  *                                     struct sp_ctl * tagged with bit 0 (ack)
  *   worker   -> router  ctl ring    : struct sp_ctl * (subscribe/unsubscribe)
  *
@@ -37,7 +37,6 @@
 #include "spout/topic.h"
 
 #define SP_ACCEPT_RING 4096
-#define SP_FRAME_RING 16384
 #define SP_CTL_RING 4096
 
 /* A subscribe or unsubscribe request from a worker to the router. */

@@ -41,6 +41,7 @@ struct sp_config {
 	uint32_t max_topics;
 	uint32_t max_line;
 	uint32_t max_payload;
+	uint32_t ring_size;         /* frame ring slots per worker */
 	char cors_origin[256];      /* "" = no CORS headers */
 	enum sp_log_level log_level;
 	enum sp_ev_backend io;      /* readiness backend (--io) */

@@ -117,6 +117,8 @@ Test(config, bad_flags_say_why)
 		{ "--bogus", NULL, "unknown option" },
 		{ "stray", NULL, "unexpected argument" },
 		{ "--cors-origin", "a\r\nX-Evil: 1", "line break" },
+		{ "--ring-size", "1000", "power of two" },
+		{ "--ring-size", "8", "whole number" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct sp_config c;
