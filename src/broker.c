@@ -130,6 +130,17 @@ static void stop_thread(pthread_t t, _Atomic bool *stop, int wake_fd)
 	pthread_join(t, NULL);
 }
 
+static void free_ctl(struct sp_ctl *c)
+{
+	if (c->type == SP_CTL_REPLAY) {
+		struct sp_replay *rp = (struct sp_replay *)c;
+		for (size_t i = 0; i < rp->nframes; i++)
+			sp_frame_release(rp->frames[i]);
+		free(rp->frames);
+	}
+	free(c);
+}
+
 /* After every thread has stopped: what is still queued is ours to free. */
 static void drain_rings(struct sp_worker *w)
 {
@@ -139,12 +150,12 @@ static void drain_rings(struct sp_worker *w)
 		close((int)v);
 	while (sp_ring_pop_consumer(&w->frame_ring, &v)) {
 		if (v & SP_RING_TAG_CTL)
-			free((void *)(v & ~SP_RING_TAG_CTL));
+			free_ctl((struct sp_ctl *)(v & ~SP_RING_TAG_CTL));
 		else
 			sp_frame_release((struct sp_frame *)v);
 	}
 	while (sp_ring_pop_consumer(&w->ctl_ring, &v))
-		free((void *)v);
+		free_ctl((struct sp_ctl *)v);
 }
 
 void sp_broker_stop(struct sp_broker *b)

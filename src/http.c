@@ -550,6 +550,42 @@ int sp_http_parse(const char *buf, size_t len, struct sp_http_req *req,
 	return 400;
 }
 
+/* Iterates "name=value&name2=value2" (raw, undecoded). */
+struct qparam {
+	const char *next, *end;
+	const char *name, *val;
+	size_t name_len, val_len;
+};
+
+static bool next_param(struct qparam *p)
+{
+	if (p->next == NULL || p->next >= p->end)
+		return false;
+	const char *amp = memchr(p->next, '&', (size_t)(p->end - p->next));
+	const char *pend = amp == NULL ? p->end : amp;
+	const char *eq = memchr(p->next, '=', (size_t)(pend - p->next));
+
+	p->name = p->next;
+	p->name_len = (size_t)((eq == NULL ? pend : eq) - p->next);
+	p->val = eq == NULL ? pend : eq + 1;
+	p->val_len = (size_t)(pend - p->val);
+	p->next = amp == NULL ? NULL : amp + 1;
+	return true;
+}
+
+ssize_t sp_http_query_param(const struct sp_http_req *req, const char *name, char *out,
+			    size_t cap)
+{
+	struct qparam qp = { .next = req->query,
+			     .end = req->query ? req->query + req->query_len : NULL };
+	size_t nl = strlen(name);
+
+	while (req->query != NULL && next_param(&qp))
+		if (qp.name_len == nl && memcmp(qp.name, name, nl) == 0)
+			return sp_percent_decode(qp.val, qp.val_len, out, cap);
+	return -ENOENT;
+}
+
 /* Decode one topic occurrence into <out>->buf and add it unless already
  * there. Decoding is capped at SP_TOPIC_MAX so that, with at most
  * SP_HTTP_TOPICS_MAX distinct topics, buf (SP_HTTP_HEAD_MAX bytes) can
@@ -626,23 +662,14 @@ int sp_http_parse_topics(const struct sp_http_req *req, unsigned max_topics,
 			return rc;
 	}
 
-	const char *q = req->query;
-	const char *end = q == NULL ? NULL : q + req->query_len;
-	while (q != NULL && q < end) {
-		const char *amp = memchr(q, '&', (size_t)(end - q));
-		const char *pend = amp == NULL ? end : amp;
-		size_t plen2 = (size_t)(pend - q);
-		const char *eq = memchr(q, '=', plen2);
-		size_t name_len = eq == NULL ? plen2 : (size_t)(eq - q);
-
-		if (name_len == 5 && memcmp(q, "topic", 5) == 0) {
-			const char *val = eq == NULL ? pend : eq + 1;
-			rc = add_topic(out, &used, max_topics, val,
-				       (size_t)(pend - val), reason);
+	struct qparam qp = { .next = req->query,
+			     .end = req->query ? req->query + req->query_len : NULL };
+	while (req->query != NULL && next_param(&qp)) {
+		if (qp.name_len == 5 && memcmp(qp.name, "topic", 5) == 0) {
+			rc = add_topic(out, &used, max_topics, qp.val, qp.val_len, reason);
 			if (rc != 0)
 				return rc;
 		}
-		q = amp == NULL ? NULL : amp + 1;
 	}
 
 	if (out->n == 0) {

@@ -115,6 +115,19 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 		   "# TYPE spout_router_stall_seconds_total counter\n"
 		   "spout_router_stall_seconds_total %.6f\n",
 		(double)sp_stat_get(&r->stall_ns) / 1e9);
+	metric(f, "spout_history_events", "gauge", "Events retained for resumption.",
+	       sp_stat_get(&r->history_events));
+	metric(f, "spout_history_bytes", "gauge",
+	       "Memory retained by history (frames + bookkeeping).", sp_stat_get(&r->history_bytes));
+	metric(f, "spout_history_evicted_total", "counter",
+	       "Events dropped from history by the per-topic, byte or age bound.",
+	       sp_stat_get(&r->history_evicted));
+	metric(f, "spout_replays_total", "counter", "Last-Event-ID resumptions answered.",
+	       sp_stat_get(&r->replays));
+	metric(f, "spout_replayed_events_total", "counter", "Events sent by resumptions.",
+	       sp_stat_get(&r->replayed_events));
+	metric(f, "spout_replay_gaps_total", "counter",
+	       "Resumptions that could not be exact (spout-gap sent).", sp_stat_get(&r->replay_gaps));
 	metric(f, "spout_topics", "gauge", "Topics with at least one subscriber.",
 	       sp_stat_get(&r->topics));
 	metric(f, "spout_publishers_open", "gauge", "Publisher connections open now.",

@@ -28,6 +28,7 @@
 #include "spout/broker.h"
 #include "spout/ev.h"
 #include "spout/frame.h"
+#include "spout/history.h"
 #include "spout/lineproto.h"
 #include "spout/list.h"
 #include "spout/log.h"
@@ -73,6 +74,7 @@ struct sp_router_local {
 	uint64_t stall_start_ns;
 	struct sp_lp_limits limits;
 	size_t in_max;
+	struct sp_history hist;
 };
 
 enum svc { SVC_DONE, SVC_MORE, SVC_STALL };
@@ -130,8 +132,33 @@ static void apply_ctl(struct sp_router *r, unsigned w, struct sp_ctl *c)
 	sp_stat_add(&r->stats.subs_processed, 1);
 }
 
-/* Take ctl messages from every worker and ack each on its frame ring. An
- * ack needs a frame-ring slot; without one the ctl waits in its ring. */
+/* Answer a resumption: everything retained after the client's id on its
+ * topics. Runs between two publishes, so <upto> splits the stream exactly. */
+static void answer_replay(struct sp_router *r, struct sp_replay *rp)
+{
+	struct sp_history *h = &r->local->hist;
+	enum sp_gap gap = SP_GAP_NONE;
+
+	rp->upto = r->next_id;
+	rp->frames = NULL;
+	rp->nframes = 0;
+	if (rp->after > r->next_id) {
+		gap = SP_GAP_UNKNOWN_ID;
+	} else if (!sp_history_enabled(h)) {
+		gap = rp->after < r->next_id ? SP_GAP_EVICTED : SP_GAP_NONE;
+	} else if (sp_history_collect(h, rp->topic, rp->len, rp->ntopics, rp->after,
+				      &rp->frames, &rp->nframes, &gap) != 0) {
+		gap = SP_GAP_EVICTED;   /* no memory to replay: say so */
+	}
+	rp->gap = gap;
+	sp_stat_add(&r->stats.replays, 1);
+	sp_stat_add(&r->stats.replayed_events, rp->nframes);
+	if (gap != SP_GAP_NONE)
+		sp_stat_add(&r->stats.replay_gaps, 1);
+}
+
+/* Take ctl messages from every worker and answer each on its frame ring.
+ * An answer needs a frame-ring slot; without one the ctl waits in its ring. */
 static void drain_ctl(struct sp_router *r)
 {
 	struct sp_broker *b = r->broker;
@@ -145,7 +172,10 @@ static void drain_ctl(struct sp_router *r)
 			if (!sp_ring_pop_consumer(&wk->ctl_ring, &v))
 				break;
 			struct sp_ctl *c = (struct sp_ctl *)v;
-			apply_ctl(r, w, c);
+			if (c->type == SP_CTL_REPLAY)
+				answer_replay(r, (struct sp_replay *)c);
+			else
+				apply_ctl(r, w, c);
 			sp_ring_push_producer(&wk->frame_ring, v | SP_RING_TAG_CTL);
 			r->local->dirty[w] = true;
 		}
@@ -165,24 +195,27 @@ static void signal_workers(struct sp_router *r)
 	}
 }
 
-/* Route one event. Returns 0 with <*id> set, -EAGAIN when a frame ring is
- * full (nothing was done: retry after the stall), -ENOMEM. */
+/* Route one event to the interested workers and into history. Returns 0
+ * with <*id> set, -EAGAIN when a frame ring is full (nothing was done: retry
+ * after the stall), -ENOMEM. */
 static int route(struct sp_router *r, struct sp_event *ev, uint64_t *id)
 {
 	struct sp_router_local *L = r->local;
 	struct sp_broker *b = r->broker;
-	struct sp_tnode *n;
+	bool keep = sp_history_enabled(&L->hist);
 
 	ev->topic_hash = sp_topic_hash(ev->topic, ev->topic_len);
-	n = sp_tmap_find(&L->topics, ev->topic_hash, ev->topic, ev->topic_len);
 	ev->id = r->next_id + 1;
-	if (n == NULL) {
+	struct sp_tnode *n = sp_tmap_find(&L->topics, ev->topic_hash, ev->topic, ev->topic_len);
+	struct rtopic *t = n ? rtopic_of(n) : NULL;
+	uint32_t nworkers = t ? t->nworkers : 0;
+
+	if (t == NULL)
 		sp_stat_add(&r->stats.events_unrouted, 1);
+	if (nworkers == 0 && !keep)
 		goto published;
-	}
-	struct rtopic *t = rtopic_of(n);
 	/* Check every ring first so an event goes to all workers or none. */
-	for (unsigned w = 0; w < b->nworkers; w++) {
+	for (unsigned w = 0; t != NULL && w < b->nworkers; w++) {
 		if (bit_get(t->workers, w) &&
 		    sp_ring_free_producer(&b->workers[w].frame_ring) == 0) {
 			L->stalled_on = (int)w;
@@ -193,16 +226,21 @@ static int route(struct sp_router *r, struct sp_event *ev, uint64_t *id)
 	if (f == NULL)
 		return -ENOMEM;
 	f->born_ns = sp_now_ns();
-	/* One reference per worker, set before the ring's release publishes
-	 * the pointer. */
-	atomic_store_explicit(&f->refs, t->nworkers, memory_order_relaxed);
-	for (unsigned w = 0; w < b->nworkers; w++) {
+	/* One reference per worker plus one for history, all set before the
+	 * ring's release store publishes the pointer. */
+	atomic_store_explicit(&f->refs, nworkers + (keep ? 1 : 0), memory_order_relaxed);
+	for (unsigned w = 0; t != NULL && w < b->nworkers; w++) {
 		if (!bit_get(t->workers, w))
 			continue;
 		sp_ring_push_producer(&b->workers[w].frame_ring, (uintptr_t)f);
 		L->dirty[w] = true;
 	}
-	sp_stat_add(&r->stats.frames_routed, t->nworkers);
+	sp_stat_add(&r->stats.frames_routed, nworkers);
+	if (keep && sp_history_add(&L->hist, f, f->born_ns / 1000000u) != 0) {
+		sp_log(SP_LOG_WARN, "out of memory: event not kept in history", "id=%llu",
+		       (unsigned long long)ev->id);
+		sp_frame_release(f);
+	}
 published:
 	r->next_id = ev->id;
 	*id = ev->id;
@@ -530,6 +568,11 @@ static int router_setup(struct sp_router *r)
 	L->limits.max_payload = cfg->max_payload;
 	/* Room for the longest line plus the largest EVENT payload. */
 	L->in_max = (size_t)cfg->max_line + cfg->max_payload + 64;
+	struct sp_history_limits hl = { .per_topic = cfg->history,
+					.max_bytes = cfg->history_bytes,
+					.ttl_ms = (uint64_t)cfg->history_ttl_s * 1000 };
+	if (sp_history_init(&L->hist, &hl) != 0)
+		return -ENOMEM;
 	sp_list_init(&L->ready);
 	sp_list_init(&L->all);
 	if (L->dirty == NULL || sp_tmap_init(&L->topics, 1024) != 0 || sp_ev_init(&L->ev) != 0)
@@ -555,6 +598,7 @@ static void router_teardown(struct sp_router *r)
 			free(rtopic_of(n));
 		sp_tmap_destroy(&L->topics);
 	}
+	sp_history_destroy(&L->hist);
 	sp_ev_close(&L->ev);
 	free(L->dirty);
 	free(L);
@@ -616,6 +660,10 @@ void *sp_router_main(void *arg)
 		check_stall(r);
 		serve_ready(r);
 		signal_workers(r);
+		sp_history_expire(&L->hist, sp_now_ms());
+		sp_stat_set(&r->stats.history_events, L->hist.count);
+		sp_stat_set(&r->stats.history_bytes, L->hist.bytes);
+		sp_stat_set(&r->stats.history_evicted, L->hist.evicted);
 	}
 	router_teardown(r);
 	return NULL;

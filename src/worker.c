@@ -86,10 +86,19 @@ static void conn_free(struct sp_worker *w, struct conn *c)
 	sp_list_del(&c->all_link);
 	sub_unsubscribe_all(w, c);
 	sp_outq_clear(&c->q, &L->pool);
+	if (c->replay != NULL)
+		sub_replay_free(c->replay);
 	free(c->rbuf);
-	free(c);
 	atomic_fetch_sub_explicit(&w->broker->open_conns, 1, memory_order_relaxed);
 	sp_stat_add(&w->stats.conns_open, (uint64_t)-1);
+	if (c->replay_inflight) {
+		/* The router's answer names this struct: keep it (fd closed,
+		 * nothing else held) until the answer arrives. */
+		c->state = CS_ZOMBIE;
+		sp_list_add_tail(&L->zombies, &c->all_link);
+		return;
+	}
+	free(c);
 }
 
 int conn_queue_response(struct sp_worker *w, struct conn *c, struct sp_frame *f)
@@ -379,6 +388,8 @@ static int worker_setup(struct sp_worker *w)
 	sp_list_init(&L->blocked);
 	sp_list_init(&L->pending);
 	sp_list_init(&L->all);
+	sp_list_init(&L->zombies);
+	L->rng = sp_now_ns() ^ ((uint64_t)(w->id + 1) << 32) ^ 0x9e3779b97f4a7c15ull;
 	L->lim.max_events = cfg->queue_events;
 	L->lim.max_bytes = cfg->queue_bytes;
 	L->lim.policy = cfg->overflow;
@@ -428,6 +439,11 @@ static void worker_teardown(struct sp_worker *w)
 
 	if (L == NULL)
 		return;
+	struct sp_list *it;
+	while ((it = sp_list_first(&L->zombies)) != NULL) {
+		sp_list_del(it);
+		free(sp_container_of(it, struct conn, all_link));
+	}
 	sub_teardown(w);
 	if (L->topics.buckets != NULL)
 		sp_tmap_destroy(&L->topics);

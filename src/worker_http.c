@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+
 #include "spout/frame.h"
+#include "spout/history.h"
 #include "spout/log.h"
 #include "worker_internal.h"
 
@@ -80,17 +83,88 @@ void http_fail(struct sp_worker *w, struct conn *c, int status, const char *reas
 	respond(w, c, status, NULL, NULL, body, (size_t)n, false);
 }
 
-/* The subscription is live (every topic acked): send the stream head. From
- * here on, any event published is delivered. */
+/* The first body bytes: a comment, so buffering intermediaries pass the
+ * head on at once, and the reconnection delay with up to 50% jitter per
+ * connection, so clients cut off together do not come back together. */
+static int stream_preamble(struct sp_worker *w, char *out, size_t cap)
+{
+	uint32_t retry = w->broker->cfg->retry_ms;
+
+	if (retry == 0)
+		return snprintf(out, cap, ":ok\n\n");
+	uint64_t x = w->local->rng;   /* xorshift64 */
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	w->local->rng = x;
+	retry += (uint32_t)(x % ((uint64_t)retry / 2 + 1));
+	return snprintf(out, cap, ":ok\nretry: %u\n\n", retry);
+}
+
+static const char *gap_reason(int gap)
+{
+	switch (gap) {
+	case SP_GAP_EVICTED: return "evicted";
+	case SP_GAP_UNKNOWN_ID: return "unknown-id";
+	case SP_GAP_MALFORMED_ID: return "malformed-id";
+	default: return "none";
+	}
+}
+
+/* Tell a resuming client that replay could not be exact (docs/protocol.md,
+ * "Resuming"): a named event it can listen for to resync. */
+static int queue_gap_event(struct sp_worker *w, struct conn *c)
+{
+	char body[160];
+	int n;
+
+	if (c->gap == SP_GAP_MALFORMED_ID)
+		n = snprintf(body, sizeof(body),
+			     "event: spout-gap\ndata: {\"reason\":\"%s\"}\n\n", gap_reason(c->gap));
+	else
+		n = snprintf(body, sizeof(body),
+			     "event: spout-gap\ndata: {\"reason\":\"%s\",\"last_event_id\":\"%llu\"}\n\n",
+			     gap_reason(c->gap), (unsigned long long)c->resume_after);
+	struct sp_frame *f = sp_frame_new_chunk(body, (size_t)n);
+	return f == NULL ? -ENOMEM : conn_queue_response(w, c, f);
+}
+
+/* Queue the replayed frames (their references move into wrefs). */
+static int queue_replay(struct sp_worker *w, struct conn *c)
+{
+	struct sp_replay *rp = c->replay;
+	int rc = 0;
+
+	c->gap = (uint8_t)rp->gap;
+	if (rp->gap != SP_GAP_NONE)
+		rc = queue_gap_event(w, c);
+	for (size_t i = 0; i < rp->nframes; i++) {
+		if (rc == 0)
+			rc = conn_queue_response(w, c, rp->frames[i]);
+		else
+			sp_frame_release(rp->frames[i]);
+	}
+	rp->nframes = 0;
+	/* Everything up to <upto> was either replayed or not on our topics;
+	 * live frames with smaller ids may still be in the ring behind us. */
+	c->last_id = rp->upto;
+	sub_replay_free(rp);
+	c->replay = NULL;
+	return rc;
+}
+
+/* The subscription is live (every topic acked, any replay answered): send
+ * the stream head, then what the client missed. From here on, any event
+ * published is delivered. */
 void http_start_stream(struct sp_worker *w, struct conn *c)
 {
 	char head[RESP_MAX];
 	char cors[320];
-	int n;
+	char pre[64];
+	int n, pl;
 
 	cors_headers(w->broker->cfg, cors, sizeof(cors));
-	/* The ":ok" comment makes buffering intermediaries pass the head on
-	 * at once; EventSource ignores comments. */
+	pl = stream_preamble(w, pre, sizeof(pre));
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 200 OK\r\n"
 		     "Content-Type: text/event-stream\r\n"
@@ -98,19 +172,62 @@ void http_start_stream(struct sp_worker *w, struct conn *c)
 		     "X-Accel-Buffering: no\r\n"
 		     "%s"
 		     "%s"
-		     "\r\n"
-		     "%s",
+		     "\r\n",
 		     c->chunked ? "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n" : "",
-		     cors, c->chunked ? "5\r\n:ok\n\n\r\n" : ":ok\n\n");
+		     cors);
+	if (c->chunked)
+		n += snprintf(head + n, sizeof(head) - (size_t)n, "%x\r\n%s\r\n", pl, pre);
+	else
+		n += snprintf(head + n, sizeof(head) - (size_t)n, "%s", pre);
 	struct sp_frame *f = sp_frame_new_raw(head, (size_t)n);
 	c->state = CS_STREAMING;
 	c->t_ms = w->local->now_ms;
 	sp_list_move_tail(&w->local->idle, &c->timer_link);
-	if (f == NULL || conn_queue_response(w, c, f) != 0) {
+	int rc = f == NULL ? -ENOMEM : conn_queue_response(w, c, f);
+	if (rc == 0 && c->replay != NULL)
+		rc = queue_replay(w, c);
+	else if (rc == 0 && c->gap != SP_GAP_NONE)
+		rc = queue_gap_event(w, c);
+	if (rc != 0) {
 		conn_close(w, c, CLOSE_ERROR);
 		return;
 	}
 	sp_stat_add(&w->stats.streams_opened, 1);
+}
+
+/* The client's Last-Event-ID: the header, else ?lastEventId= (EventSource
+ * cannot set headers on a first connection). Returns 1 with <*id> set,
+ * 0 when absent or empty, -1 when malformed. */
+static int last_event_id(const struct sp_http_req *req, uint64_t *id)
+{
+	char buf[32];
+	const char *s = req->last_event_id;
+	size_t len = req->last_event_id_len;
+
+	if (s == NULL) {
+		ssize_t k = sp_http_query_param(req, "lastEventId", buf, sizeof(buf));
+		if (k == -ENOENT)
+			return 0;
+		if (k < 0)
+			return -1;
+		s = buf;
+		len = (size_t)k;
+	}
+	if (len == 0)
+		return 0;
+	if (len > 20)
+		return -1;
+	uint64_t v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*id = v;
+	return 1;
 }
 
 static void on_events(struct sp_worker *w, struct conn *c, const struct sp_http_req *req)
@@ -148,6 +265,19 @@ static void on_events(struct sp_worker *w, struct conn *c, const struct sp_http_
 	if (sub_subscribe(w, c, &L->req_topics) != 0) {
 		conn_close(w, c, CLOSE_ERROR);
 		return;
+	}
+	uint64_t after;
+	switch (last_event_id(req, &after)) {
+	case 1:
+		c->resume_after = after;
+		if (sub_request_replay(w, c, after) != 0) {
+			conn_close(w, c, CLOSE_ERROR);
+			return;
+		}
+		break;
+	case -1:
+		c->gap = SP_GAP_MALFORMED_ID;
+		break;
 	}
 	if (c->nwaiting == 0)
 		http_start_stream(w, c);

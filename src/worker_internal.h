@@ -26,6 +26,7 @@ enum conn_state {
 	CS_STREAMING,    /* SSE stream open */
 	CS_RESPONDING,   /* one response queued; close once it is written */
 	CS_CLOSING,      /* on the close list; freed at the end of the loop */
+	CS_ZOMBIE,       /* freed but for the struct: a REPLAY answer is due */
 };
 
 enum close_reason {
@@ -66,7 +67,12 @@ struct conn {
 	bool blocked;            /* write hit EAGAIN; wait for writable */
 	bool want_flush;         /* on the pending list */
 	uint16_t nsubs;
-	uint16_t nwaiting;       /* subscriptions not yet acked */
+	uint16_t nwaiting;       /* acks (and a replay answer) still to come */
+	bool replay_inflight;    /* a REPLAY is with the router: see conn_free */
+	uint8_t gap;             /* enum sp_gap to announce when streaming starts */
+	uint64_t last_id;        /* newest event id queued: no duplicates */
+	uint64_t resume_after;   /* the client's Last-Event-ID, for spout-gap */
+	struct sp_replay *replay;/* answered replay waiting for the stream head */
 	uint64_t t_ms;           /* READING: accept time; STREAMING: last write */
 	uint64_t progress_ms;    /* last write progress while blocked */
 	struct sp_outq q;
@@ -90,6 +96,8 @@ struct sp_worker_local {
 	struct sp_list blocked;      /* unwritten bytes + EAGAIN, least progress first */
 	struct sp_list pending;      /* have queued bytes to try writing */
 	struct sp_list all;          /* every open connection */
+	struct sp_list zombies;      /* closed, but a REPLAY answer is still due */
+	uint64_t rng;                /* xorshift state for retry jitter */
 	struct conn *close_list;
 	struct sp_ctl *ctl_free;     /* recycled ctl messages */
 	struct sp_ctl *backlog, *backlog_tail; /* ctls waiting for ctl-ring room */
@@ -121,6 +129,10 @@ int sub_subscribe(struct sp_worker *w, struct conn *c, const struct sp_http_topi
 void sub_unsubscribe_all(struct sp_worker *w, struct conn *c);
 void sub_on_frame(struct sp_worker *w, struct sp_frame *f);
 void sub_on_ack(struct sp_worker *w, struct sp_ctl *ctl);
+/* Ask the router for what <c> missed after <after>; the stream starts when
+ * the answer arrives. Returns 0 or -ENOMEM. */
+int sub_request_replay(struct sp_worker *w, struct conn *c, uint64_t after);
+void sub_replay_free(struct sp_replay *rp);
 void sub_flush_ctl(struct sp_worker *w);
 void sub_teardown(struct sp_worker *w);
 

@@ -194,10 +194,74 @@ void sub_unsubscribe_all(struct sp_worker *w, struct conn *c)
 	c->nsubs = 0;
 }
 
+int sub_request_replay(struct sp_worker *w, struct conn *c, uint64_t after)
+{
+	size_t names = 0;
+
+	for (unsigned i = 0; i < c->nsubs; i++)
+		names += c->subs[i].topic->node.len + 1u;
+	struct sp_replay *rp = calloc(1, sizeof(*rp) + names);
+	if (rp == NULL)
+		return -ENOMEM;
+	rp->hdr.type = SP_CTL_REPLAY;
+	rp->conn = c;
+	rp->after = after;
+	char *p = rp->names;
+	for (unsigned i = 0; i < c->nsubs && i < SP_REPLAY_TOPICS_MAX; i++) {
+		const struct sp_tnode *n = &c->subs[i].topic->node;
+		memcpy(p, n->name, n->len);
+		p[n->len] = '\0';
+		rp->topic[i] = p;
+		rp->len[i] = n->len;
+		p += n->len + 1;
+		rp->ntopics++;
+	}
+	c->replay_inflight = true;
+	c->nwaiting++;
+	ctl_send(w, &rp->hdr);
+	return 0;
+}
+
+void sub_replay_free(struct sp_replay *rp)
+{
+	for (size_t i = 0; i < rp->nframes; i++)
+		sp_frame_release(rp->frames[i]);
+	free(rp->frames);
+	free(rp);
+}
+
+/* The router's answer to a REPLAY. SUB acks for the same connection were
+ * sent earlier on the same rings, so they have all arrived: the stream
+ * starts now, unless the connection closed meanwhile (a zombie kept only
+ * for this moment). */
+static void on_replay(struct sp_worker *w, struct sp_replay *rp)
+{
+	struct conn *c = rp->conn;
+
+	c->replay_inflight = false;
+	if (c->state == CS_ZOMBIE) {
+		sp_list_del(&c->all_link);   /* on the zombie list */
+		sub_replay_free(rp);
+		free(c);
+		return;
+	}
+	if (c->state == CS_CLOSING) {        /* reaped at the end of this round */
+		sub_replay_free(rp);
+		return;
+	}
+	c->replay = rp;
+	if (c->state == CS_SUBSCRIBING && --c->nwaiting == 0)
+		http_start_stream(w, c);
+}
+
 void sub_on_ack(struct sp_worker *w, struct sp_ctl *ctl)
 {
 	struct sp_worker_local *L = w->local;
 
+	if (ctl->type == SP_CTL_REPLAY) {
+		on_replay(w, (struct sp_replay *)ctl);
+		return;
+	}
 	if (ctl->type == SP_CTL_SUB) {
 		struct sp_tnode *n = sp_tmap_find(&L->topics, ctl->topic_hash, ctl->topic,
 						  ctl->topic_len);
@@ -236,8 +300,20 @@ void sub_on_frame(struct sp_worker *w, struct sp_frame *f)
 	uint64_t dropped = 0;
 	for (uint32_t i = 0; i < t->nsubs; i++) {
 		struct conn *c = t->subs[i]->conn;
-		if (c->state != CS_STREAMING)
+		/* ids only grow, so <= last_id means this connection already
+		 * has the event (replayed, or through another of its topics). */
+		if (c->state != CS_STREAMING || f->id <= c->last_id)
 			continue;
+		/* A burst (or a replay) can queue more than one loop round
+		 * writes: write the backlog out before judging the bound, so
+		 * the bound measures how far a consumer lags behind its socket
+		 * buffer, not the size of a burst. */
+		if (!c->blocked && (c->q.count >= L->flush_events || c->q.bytes >= L->flush_bytes)) {
+			conn_flush(w, c);
+			if (c->state != CS_STREAMING)
+				continue;   /* the write failed and closed it */
+		}
+		c->last_id = f->id;
 		wr->refs++;
 		int rc = sp_outq_push(&c->q, &L->pool, wr, c->chunked, &L->lim, &dropped);
 		if (rc != 0) {
@@ -250,15 +326,7 @@ void sub_on_frame(struct sp_worker *w, struct sp_frame *f)
 		}
 		if (c->q.count > L->queue_depth_max)
 			L->queue_depth_max = c->q.count;
-		if (c->blocked)
-			continue;
-		/* A burst of frames arrives faster than one loop round: write
-		 * a connection out as soon as half its bound is queued, so the
-		 * bound measures a consumer's backlog beyond its socket buffer,
-		 * not the size of a burst. */
-		if (c->q.count >= L->flush_events || c->q.bytes >= L->flush_bytes)
-			conn_flush(w, c);
-		else
+		if (!c->blocked)
 			conn_want_flush(w, c);
 	}
 	if (dropped)
@@ -278,7 +346,10 @@ void sub_teardown(struct sp_worker *w)
 	}
 	while (L->backlog != NULL) {
 		struct sp_ctl *next = L->backlog->next;
-		free(L->backlog);
+		if (L->backlog->type == SP_CTL_REPLAY)
+			sub_replay_free((struct sp_replay *)L->backlog);
+		else
+			free(L->backlog);
 		L->backlog = next;
 	}
 	while (L->ctl_free != NULL) {

@@ -39,8 +39,8 @@
 #define SP_ACCEPT_RING 4096
 #define SP_CTL_RING 4096
 
-/* A subscribe or unsubscribe request from a worker to the router. */
-enum sp_ctl_type { SP_CTL_SUB = 1, SP_CTL_UNSUB };
+/* A request from a worker to the router, answered on the frame ring. */
+enum sp_ctl_type { SP_CTL_SUB = 1, SP_CTL_UNSUB, SP_CTL_REPLAY };
 
 struct sp_ctl {
 	enum sp_ctl_type type;
@@ -48,6 +48,33 @@ struct sp_ctl {
 	uint64_t topic_hash;
 	struct sp_ctl *next;          /* worker-local backlog / freelist */
 	char topic[SP_TOPIC_MAX + 1];
+};
+
+#define SP_REPLAY_TOPICS_MAX 64
+
+/*
+ * SP_CTL_REPLAY: one connection resuming after <after> (its Last-Event-ID).
+ * The worker fills the request half; the router fills the answer half and
+ * pushes the message back. Because the answer travels on the frame ring in
+ * order, every frame published after <upto> reaches the worker after the
+ * answer, and every frame up to <upto> on these topics is in <frames> (or
+ * reported lost through <gap>): replay and live traffic meet with no gap
+ * and no duplicate.
+ */
+struct sp_replay {
+	struct sp_ctl hdr;            /* hdr.type == SP_CTL_REPLAY */
+	/* request (worker) */
+	void *conn;                   /* the worker's cookie; router ignores it */
+	uint64_t after;
+	unsigned ntopics;
+	const char *topic[SP_REPLAY_TOPICS_MAX];  /* point into names[] */
+	uint16_t len[SP_REPLAY_TOPICS_MAX];
+	/* answer (router) */
+	struct sp_frame **frames;     /* malloc'd; one reference each */
+	size_t nframes;
+	int gap;                      /* enum sp_gap */
+	uint64_t upto;                /* newest id published when answered */
+	char names[];
 };
 
 #define SP_RING_TAG_CTL ((uintptr_t)1)
@@ -85,6 +112,12 @@ struct sp_router_stats {
 	sp_counter stall_ns;
 	sp_counter topics;            /* gauge: topics with subscribers */
 	sp_counter subs_processed;
+	sp_counter replays;           /* Last-Event-ID resumptions answered */
+	sp_counter replayed_events;   /* frames handed out by those */
+	sp_counter replay_gaps;       /* resumptions that could not be exact */
+	sp_counter history_events;    /* gauge */
+	sp_counter history_bytes;     /* gauge */
+	sp_counter history_evicted;
 };
 
 struct sp_acceptor_stats {

@@ -42,6 +42,10 @@ struct sp_config {
 	uint32_t max_line;
 	uint32_t max_payload;
 	uint32_t ring_size;         /* frame ring slots per worker */
+	uint32_t history;           /* events per topic; 0 = off */
+	uint32_t history_ttl_s;
+	uint64_t history_bytes;
+	uint32_t retry_ms;
 	char cors_origin[256];      /* "" = no CORS headers */
 	enum sp_log_level log_level;
 	enum sp_ev_backend io;      /* readiness backend (--io) */

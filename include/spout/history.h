@@ -53,6 +53,7 @@ enum sp_gap {
 	SP_GAP_NONE = 0,
 	SP_GAP_EVICTED,            /* events after the id were dropped by a bound */
 	SP_GAP_UNKNOWN_ID,         /* the id is newer than any event (a restart?) */
+	SP_GAP_MALFORMED_ID,       /* not a decimal event id: nothing replayed */
 };
 
 /* Returns 0 or -ENOMEM. */

@@ -88,6 +88,12 @@ int sp_http_parse(const char *buf, size_t len, struct sp_http_req *req,
 int sp_http_parse_topics(const struct sp_http_req *req, unsigned max_topics,
 			 struct sp_http_topics *out, const char **reason);
 
+/* The first query parameter called <name>, percent-decoded into <out>
+ * (capacity <cap>). Returns its length, -ENOENT if absent, -EINVAL for bad
+ * percent-encoding, -ENOSPC if it does not fit. */
+ssize_t sp_http_query_param(const struct sp_http_req *req, const char *name, char *out,
+			    size_t cap);
+
 /* Reason phrase for <status> ("OK", "Not Found", ...). */
 const char *sp_http_status_text(int status);
 

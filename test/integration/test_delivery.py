@@ -30,7 +30,7 @@ def _read_pipe_until(proc, want, timeout):
 
 @test
 def curl_receives_event():
-    with Broker() as b:
+    with Broker("--retry-ms", "0") as b:
         p = spawn(["curl", "-sN", "--max-time", "10",
                    "http://127.0.0.1:%d/events/news" % b.http_port],
                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -50,7 +50,7 @@ def curl_receives_event():
 
 @test
 def stream_headers_http11():
-    with Broker() as b:
+    with Broker("--retry-ms", "0") as b:
         with b.sse("/events/hdr") as c:
             h = c.wait_head()
             eq(h.status_line, "HTTP/1.1 200 OK", "status line")
@@ -75,7 +75,7 @@ def stream_headers_http11():
 
 @test
 def stream_http10_raw_body():
-    with Broker() as b:
+    with Broker("--retry-ms", "0") as b:
         c = b.sse("/events/old", http10=True)
         try:
             h = c.wait_head()
@@ -93,6 +93,30 @@ def stream_http10_raw_body():
             eq(c.raw_body, b":ok\n\nid: %d\ndata: v1\n\n" % i, "raw body bytes")
         finally:
             c.close()
+
+
+@test
+def retry_field_with_per_connection_jitter():
+    """Every stream starts with ':ok' and 'retry: <ms>' where ms lies in
+    [retry, 1.5 * retry] and differs between connections."""
+    import re
+    with Broker("--retry-ms", "2000") as b:
+        seen = []
+        for k in range(12):
+            with b.sse("/events/r%d" % k) as c:
+                c.wait_head()
+                wait_for(lambda: c.pump() is not None and b"\n\n" in c.body, 3, what="preamble")
+                m = re.match(rb":ok\nretry: (\d+)\n\n", c.body)
+                check(m is not None, "preamble %r" % c.body[:40])
+                ms = int(m.group(1))
+                check(2000 <= ms <= 3000, "retry %d outside [2000, 3000]" % ms)
+                seen.append(ms)
+        check(len(set(seen)) >= 4, "retry values barely vary: %s" % seen)
+    with Broker("--retry-ms", "0") as b:
+        with b.sse("/events/none") as c:
+            c.wait_head()
+            wait_for(lambda: c.pump() is not None and b"\n\n" in c.body, 3, what="preamble")
+            eq(c.body[:5], b":ok\n\n", "--retry-ms 0 sends no retry field")
 
 
 @test
