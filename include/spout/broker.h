@@ -150,7 +150,8 @@ struct sp_router {
 	int listen_fd;
 	int wake_fd;                  /* eventfd: workers' ctl rings -> router */
 	_Atomic bool stop;
-	uint64_t next_id;             /* router thread only */
+	uint64_t last_id;             /* newest id assigned; router thread only */
+	uint64_t first_id;            /* first id of this process (see ids_init) */
 	struct sp_router_stats stats;
 	struct sp_router_local *local;
 };

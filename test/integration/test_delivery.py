@@ -338,11 +338,16 @@ def order_2000_events():
 def pub_ids_monotonic_across_topics():
     with Broker() as b:
         with b.publisher() as p:
-            eq([p.pub("t1", "a"), p.pub("t2", "b"), p.pub("t3.x", "c")], [1, 2, 3],
-               "first ids (no subscribers at all)")
+            first = p.pub("t1", "a")
+            eq([first, p.pub("t2", "b"), p.pub("t3.x", "c")], [first, first + 1, first + 2],
+               "consecutive ids (no subscribers at all)")
+            # ids continue above every earlier run: start time (s) x 10^6
+            now = int(time.time())
+            check((now - 5) * 10**6 < first <= (now + 1) * 10**6,
+                  "first id %d is not based on the start time %d" % (first, now))
         with b.publisher() as p2:
-            eq(p2.pub("t1", "d"), 4, "id on a second publisher connection")
-            eq(p2.event("t9", "kind", "e"), 5, "EVENT shares the id sequence")
+            eq(p2.pub("t1", "d"), first + 3, "id on a second publisher connection")
+            eq(p2.event("t9", "kind", "e"), first + 4, "EVENT shares the id sequence")
 
 
 @test
