@@ -16,8 +16,10 @@
 #include <string.h>
 
 #include "spout/config.h"
+#include "spout/ptrie.h"
 
-enum opt_kind { OPT_ADDR, OPT_U32, OPT_OVERFLOW, OPT_STR, OPT_LEVEL, OPT_U64, OPT_IO };
+enum opt_kind { OPT_ADDR, OPT_U32, OPT_OVERFLOW, OPT_STR, OPT_LEVEL, OPT_U64, OPT_IO,
+		OPT_POLICY };
 
 struct opt {
 	const char *flag;           /* without the leading "--" */
@@ -42,7 +44,10 @@ static const struct opt opts[] = {
 	{ "queue-bytes", OPT_U64, OFF(queue_bytes), 4096, 1ull << 32, "1048576",
 	  "per-connection out-queue bound, in bytes" },
 	{ "overflow", OPT_OVERFLOW, OFF(overflow), 0, 0, "disconnect",
-	  "what a full out-queue does: disconnect | drop-oldest" },
+	  "what a full out-queue does: disconnect | drop-oldest | latest" },
+	{ "policy", OPT_POLICY, OFF(policies), 0, 0, "",
+	  "PATTERN=POLICY, repeatable (env: comma-separated): overflow policy for "
+	  "matching topics, first match wins, e.g. 'prices.>=latest'" },
 	{ "write-timeout-ms", OPT_U32, OFF(write_timeout_ms), 10, 3600000, "10000",
 	  "close a connection whose pending writes make no progress this long" },
 	{ "heartbeat-ms", OPT_U32, OFF(heartbeat_ms), 10, 3600000, "15000",
@@ -137,6 +142,66 @@ static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+static int parse_overflow(const char *v, enum sp_overflow *out)
+{
+	static const char *const names[] = { "disconnect", "drop-oldest", "latest" };
+
+	for (int i = 0; i < 3; i++) {
+		if (strcmp(v, names[i]) == 0) {
+			*out = (enum sp_overflow)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* One or more comma-separated PATTERN=POLICY rules, appended in order. */
+static int add_policies(struct sp_config *cfg, const char *v, const char *source, FILE *err)
+{
+	char buf[1024];
+
+	if (v[0] == '\0')
+		return 0;
+	if (strlen(v) >= sizeof(buf)) {
+		fprintf(err, "spoutd: %s policy: value too long\n", source);
+		return -EINVAL;
+	}
+	strcpy(buf, v);
+	for (char *save = NULL, *rule = strtok_r(buf, ",", &save); rule != NULL;
+	     rule = strtok_r(NULL, ",", &save)) {
+		char *eq = strrchr(rule, '=');
+		struct sp_policy_rule *r = &cfg->policies[cfg->npolicies];
+		if (cfg->npolicies == SP_POLICIES_MAX) {
+			fprintf(err, "spoutd: %s policy: more than %d rules\n", source, SP_POLICIES_MAX);
+			return -EINVAL;
+		}
+		if (eq == NULL || parse_overflow(eq + 1, &r->policy) != 0) {
+			fprintf(err, "spoutd: %s policy: '%s' is not PATTERN=disconnect|drop-oldest|latest\n",
+				source, rule);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		const char *why = sp_pattern_check(rule, strlen(rule));
+		if (why != NULL) {
+			fprintf(err, "spoutd: %s policy: '%s': %s\n", source, rule, why);
+			return -EINVAL;
+		}
+		strcpy(r->pattern, rule);
+		cfg->npolicies++;
+	}
+	return 0;
+}
+
+int sp_config_overflow_for(const struct sp_config *cfg, const char *topic, size_t len)
+{
+	for (unsigned i = 0; i < cfg->npolicies; i++) {
+		const struct sp_policy_rule *r = &cfg->policies[i];
+		if (sp_pattern_match(r->pattern, strlen(r->pattern), topic, len))
+			return (int)r->policy;
+	}
+	return (int)cfg->overflow;
+}
+
 static int set_opt(struct sp_config *cfg, const struct opt *o, const char *v,
 		   const char *source, FILE *err)
 {
@@ -164,17 +229,13 @@ static int set_opt(struct sp_config *cfg, const struct opt *o, const char *v,
 			(unsigned long long)o->max);
 		return -EINVAL;
 	case OPT_OVERFLOW:
-		if (strcmp(v, "disconnect") == 0) {
-			*(enum sp_overflow *)field = SP_OVERFLOW_DISCONNECT;
+		if (parse_overflow(v, field) == 0)
 			return 0;
-		}
-		if (strcmp(v, "drop-oldest") == 0) {
-			*(enum sp_overflow *)field = SP_OVERFLOW_DROP_OLDEST;
-			return 0;
-		}
-		fprintf(err, "spoutd: %s %s: '%s' is not disconnect or drop-oldest\n",
+		fprintf(err, "spoutd: %s %s: '%s' is not disconnect, drop-oldest or latest\n",
 			source, o->flag, v);
 		return -EINVAL;
+	case OPT_POLICY:
+		return add_policies(cfg, v, source, err);
 	case OPT_STR:
 		if (strlen(v) < sizeof(cfg->cors_origin) && strpbrk(v, "\r\n") == NULL) {
 			strcpy(field, v);

@@ -84,6 +84,14 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 	metric(f, "spout_events_dropped_total", "counter",
 	       "Queued event deliveries discarded (overflow, shed connections).",
 	       SUM(events_dropped));
+	fprintf(f, "# HELP spout_event_drops_total Undelivered events, by reason.\n"
+		   "# TYPE spout_event_drops_total counter\n"
+		   "spout_event_drops_total{reason=\"drop_oldest\"} %llu\n"
+		   "spout_event_drops_total{reason=\"conflated\"} %llu\n"
+		   "spout_event_drops_total{reason=\"overflow_disconnect\"} %llu\n"
+		   "spout_event_drops_total{reason=\"write_timeout\"} %llu\n",
+		(unsigned long long)SUM(drops_oldest), (unsigned long long)SUM(drops_conflated),
+		(unsigned long long)SUM(drops_overflow), (unsigned long long)SUM(drops_write_timeout));
 	fprintf(f, "# HELP spout_connections_shed_total Connections closed by the broker as slow consumers.\n"
 		   "# TYPE spout_connections_shed_total counter\n"
 		   "spout_connections_shed_total{reason=\"overflow\"} %llu\n"

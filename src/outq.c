@@ -111,18 +111,55 @@ static bool drop_oldest(struct sp_outq *q, struct sp_wref_pool *pool, bool chunk
 	return true;
 }
 
+static bool same_topic(const struct sp_frame *a, const struct sp_frame *b)
+{
+	return a->topic_hash == b->topic_hash && a->topic_len == b->topic_len &&
+	       memcmp(a->topic, b->topic, a->topic_len) == 0;
+}
+
+/* latest: replace the newest unwritten entry of <w>'s topic, if any. The
+ * scan only runs on a connection that already lags (count > 0) and stops
+ * at the --queue bound. */
+static bool conflate(struct sp_outq *q, struct sp_wref_pool *pool, struct sp_wref *w,
+		     bool chunked)
+{
+	uint32_t first = q->head_off ? 1 : 0;   /* a half-written head stays */
+
+	for (uint32_t i = q->count; i-- > first;) {
+		uint32_t pos = (q->head + i) & (q->cap - 1);
+		struct sp_wref *old = q->slot[pos];
+		if (old->frame->id == 0 || !same_topic(old->frame, w->frame))
+			continue;
+		q->bytes -= sp_outq_len_of(old, chunked);
+		q->bytes += sp_outq_len_of(w, chunked);
+		sp_wref_put(pool, old);
+		/* Ids then stay increasing only if nothing newer sits behind
+		 * the slot: move the new entry to the tail instead. */
+		for (uint32_t j = i; j + 1 < q->count; j++)
+			q->slot[(q->head + j) & (q->cap - 1)] = q->slot[(q->head + j + 1) & (q->cap - 1)];
+		q->slot[(q->head + q->count - 1) & (q->cap - 1)] = w;
+		return true;
+	}
+	return false;
+}
+
 int sp_outq_push(struct sp_outq *q, struct sp_wref_pool *pool, struct sp_wref *w,
-		 bool chunked, const struct sp_outq_limits *lim, uint64_t *dropped)
+		 bool chunked, const struct sp_outq_limits *lim, struct sp_outq_drops *drops)
 {
 	size_t len = sp_outq_len_of(w, chunked);
 
+	if (lim->policy == SP_OVERFLOW_LATEST && q->count > 0 && w->frame->id != 0 &&
+	    conflate(q, pool, w, chunked)) {
+		drops->conflated++;
+		return 0;
+	}
 	while (q->count > 0 &&
 	       (q->count >= lim->max_events || q->bytes + len > lim->max_bytes)) {
 		if (lim->policy == SP_OVERFLOW_DISCONNECT)
 			return -ENOBUFS;
 		if (!drop_oldest(q, pool, chunked))
 			break;       /* only a partly written head is left */
-		(*dropped)++;
+		drops->oldest++;
 	}
 	if (q->count == q->cap && grow(q) != 0)
 		return -ENOMEM;

@@ -45,6 +45,7 @@
 struct rtopic {
 	struct sp_tnode node;
 	uint32_t nworkers;            /* bits set in <workers> */
+	int policy;                   /* enum sp_overflow, from --policy/--overflow */
 	uint64_t workers[];           /* bitset, then the name */
 };
 
@@ -115,6 +116,7 @@ static void apply_ctl(struct sp_router *r, unsigned w, struct sp_ctl *c)
 			t->node.hash = c->topic_hash;
 			t->node.name = name;
 			t->node.len = c->topic_len;
+			t->policy = sp_config_overflow_for(r->broker->cfg, name, c->topic_len);
 			sp_tmap_insert(&L->topics, &t->node);
 			sp_stat_set(&r->stats.topics, L->topics.count);
 		}
@@ -235,6 +237,8 @@ static int route(struct sp_router *r, struct sp_event *ev, uint64_t *id)
 	if (f == NULL)
 		return -ENOMEM;
 	f->born_ns = sp_now_ns();
+	if (t != NULL)
+		sp_frame_set_policy(f, t->policy);
 	/* One reference per worker plus one for history, all set before the
 	 * ring's release store publishes the pointer. */
 	atomic_store_explicit(&f->refs, nworkers + (keep ? 1 : 0), memory_order_relaxed);
@@ -564,17 +568,20 @@ static void check_stall(struct sp_router *r)
 
 /*
  * Event ids are decimal uint64 that only grow, also across restarts: a
- * process starts numbering after <start time in seconds> x 10^6. A restart
- * therefore continues above every id the previous run handed out unless
- * that run averaged over a million events per second, and a client holding
- * an older id is told it missed events (spout-gap) instead of being replayed
- * the wrong ones. Resumption within a run never looks at a clock. The ids
- * stay below 2^53 (until the year 2255), so JavaScript numbers hold them
- * exactly.
+ * process numbers its events from its start time in Unix microseconds on.
+ * A restart therefore continues above every id the previous run handed out
+ * unless that run averaged more than one event per microsecond, and a
+ * client holding an older id is told it missed events (spout-gap) instead
+ * of being replayed the wrong ones. Resumption within a run never looks at
+ * a clock. The ids stay below 2^53 (until the year 2255), so JavaScript
+ * numbers hold them exactly.
  */
 static void ids_init(struct sp_router *r)
 {
-	r->last_id = (uint64_t)time(NULL) * 1000000u;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r->last_id = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 	r->first_id = r->last_id + 1;
 }
 

@@ -64,6 +64,7 @@ void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why)
 	case CLOSE_WRITE_TIMEOUT:
 		sp_stat_add(&st->shed_write_timeout, 1);
 		sp_stat_add(&st->events_dropped, c->q.count);
+		sp_stat_add(&st->drops_write_timeout, c->q.count);
 		break;
 	case CLOSE_SHUTDOWN: sp_stat_add(&st->closed_shutdown, 1); break;
 	case CLOSE_DONE: break;
@@ -105,13 +106,13 @@ int conn_queue_response(struct sp_worker *w, struct conn *c, struct sp_frame *f)
 {
 	struct sp_worker_local *L = w->local;
 	struct sp_wref *wr = sp_wref_get(&L->pool, f, 1);
-	uint64_t dropped = 0;
+	struct sp_outq_drops none = { 0 };   /* unbounded: never drops */
 
 	if (wr == NULL) {
 		sp_frame_release(f);
 		return -ENOMEM;
 	}
-	if (sp_outq_push(&c->q, &L->pool, wr, c->chunked, &L->lim_response, &dropped) != 0) {
+	if (sp_outq_push(&c->q, &L->pool, wr, c->chunked, &L->lim_response, &none) != 0) {
 		sp_wref_put(&L->pool, wr);
 		return -ENOMEM;
 	}
@@ -356,7 +357,7 @@ static void run_timers(struct sp_worker *w)
 		/* A connection with bytes queued is not idle; the write
 		 * timeout watches it instead. */
 		if (c->q.count == 0) {
-			uint64_t none = 0;
+			struct sp_outq_drops none = { 0 };   /* empty queue: fits */
 			sp_outq_push(&c->q, &L->pool, &L->heartbeat, c->chunked, &L->lim, &none);
 			conn_want_flush(w, c);
 			sp_stat_add(&w->stats.heartbeats, 1);

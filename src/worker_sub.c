@@ -297,7 +297,11 @@ void sub_on_frame(struct sp_worker *w, struct sp_frame *f)
 		sp_frame_release(f);
 		return;
 	}
-	uint64_t dropped = 0;
+	struct sp_outq_drops drops = { 0 };
+	uint64_t shed = 0;
+	/* The router stamped the topic's overflow policy into the frame. */
+	struct sp_outq_limits lim = L->lim;
+	lim.policy = sp_frame_policy(f);
 	for (uint32_t i = 0; i < t->nsubs; i++) {
 		struct conn *c = t->subs[i]->conn;
 		/* ids only grow, so <= last_id means this connection already
@@ -315,12 +319,12 @@ void sub_on_frame(struct sp_worker *w, struct sp_frame *f)
 		}
 		c->last_id = f->id;
 		wr->refs++;
-		int rc = sp_outq_push(&c->q, &L->pool, wr, c->chunked, &L->lim, &dropped);
+		int rc = sp_outq_push(&c->q, &L->pool, wr, c->chunked, &lim, &drops);
 		if (rc != 0) {
 			wr->refs--;
 			/* disconnect policy (or no memory): everything this
 			 * connection still had queued is lost with it */
-			dropped += c->q.count + 1;
+			shed += c->q.count + 1;
 			conn_close(w, c, rc == -ENOBUFS ? CLOSE_OVERFLOW : CLOSE_ERROR);
 			continue;
 		}
@@ -329,8 +333,12 @@ void sub_on_frame(struct sp_worker *w, struct sp_frame *f)
 		if (!c->blocked)
 			conn_want_flush(w, c);
 	}
-	if (dropped)
-		sp_stat_add(&w->stats.events_dropped, dropped);
+	if (drops.oldest + drops.conflated + shed != 0) {
+		sp_stat_add(&w->stats.events_dropped, drops.oldest + drops.conflated + shed);
+		sp_stat_add(&w->stats.drops_oldest, drops.oldest);
+		sp_stat_add(&w->stats.drops_conflated, drops.conflated);
+		sp_stat_add(&w->stats.drops_overflow, shed);
+	}
 	sp_wref_put(&L->pool, wr);
 }
 

@@ -3,7 +3,9 @@
 # there already (a dpkg query per package, no network).
 #
 #   tools/deps.sh run     build + run the broker
-#   tools/deps.sh test    also what `make test` needs (curl, python3, ...)
+#   tools/deps.sh test    also what `make test` needs (curl, python3, ...,
+#                         and for the real-client tests: node + npm, Debian's
+#                         chromium, then `npm ci` in test/clients)
 #   tools/deps.sh bench   also what `make bench` needs
 set -euo pipefail
 
@@ -21,13 +23,44 @@ bench) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
 *) echo "deps.sh: unknown profile '$profile' (run|test|bench)" >&2; exit 2 ;;
 esac
 
+# Real-client tests (test/clients, test/integration/test_clients.py): a node
+# and npm already on PATH (say a newer Node.js from elsewhere) are kept, not
+# replaced by Debian's; Debian's chromium unless /usr/bin/chromium exists.
+if [ "$profile" != run ]; then
+	command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+	command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+	[ -x /usr/bin/chromium ] || pkgs+=(chromium)
+fi
+
+# `npm ci` in test/clients when node_modules is missing or older than the
+# lock file (no network when it is up to date). No install scripts: no
+# browser download, playwright-core drives /usr/bin/chromium.
+clients_deps() {
+	[ "$profile" != run ] || return 0
+	local dir
+	dir="$(cd "$(dirname "$0")/.." && pwd)/test/clients"
+	[ -f "$dir/package-lock.json" ] || return 0
+	local stamp="$dir/node_modules/.package-lock.json"
+	if [ -f "$stamp" ] && [ ! "$dir/package-lock.json" -nt "$stamp" ] &&
+		[ ! "$dir/package.json" -nt "$stamp" ]; then
+		return 0
+	fi
+	echo "deps.sh: npm ci in test/clients" >&2
+	(cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts \
+		--no-audit --no-fund >/tmp/spout-npm.log 2>&1) || {
+		tail -20 /tmp/spout-npm.log >&2
+		echo "deps.sh: npm ci failed (log: /tmp/spout-npm.log)" >&2
+		exit 1
+	}
+}
+
 missing=()
 for p in "${pkgs[@]}"; do
 	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
 	[ "$status" = "install ok installed" ] || missing+=("$p")
 done
 
-[ ${#missing[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && { clients_deps; exit 0; }
 
 echo "deps.sh: installing ${missing[*]}" >&2
 sudo=""
@@ -49,3 +82,4 @@ if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/s
 		exit 1
 	}
 fi
+clients_deps

@@ -87,7 +87,11 @@ struct sp_worker_stats {
 	sp_counter frames_in;         /* frames received from the router */
 	sp_counter deliveries;        /* event frames fully written to a socket */
 	sp_counter bytes_out;
-	sp_counter events_dropped;    /* queued events never delivered */
+	sp_counter events_dropped;    /* queued events never delivered (all reasons) */
+	sp_counter drops_oldest;      /* ... dropped to make room (drop-oldest/latest) */
+	sp_counter drops_conflated;   /* ... replaced by a newer one (latest) */
+	sp_counter drops_overflow;    /* ... lost with a connection shed on overflow */
+	sp_counter drops_write_timeout; /* ... lost with a connection that timed out */
 	sp_counter shed_overflow;
 	sp_counter shed_write_timeout;
 	sp_counter closed_client;

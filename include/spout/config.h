@@ -19,7 +19,21 @@
 #define SP_VERSION "0.1.0"
 #define SP_WORKERS_MAX 256
 
-enum sp_overflow { SP_OVERFLOW_DISCONNECT, SP_OVERFLOW_DROP_OLDEST };
+/* What a connection's full out-queue does (--overflow, --policy). */
+enum sp_overflow {
+	SP_OVERFLOW_DISCONNECT = 0,  /* shed the connection */
+	SP_OVERFLOW_DROP_OLDEST,     /* drop the oldest unwritten events */
+	SP_OVERFLOW_LATEST,          /* conflate: keep only the newest pending event per topic */
+};
+
+#define SP_POLICIES_MAX 32
+
+/* --policy PATTERN=POLICY: the first rule whose pattern matches a topic
+ * decides its overflow policy; topics no rule matches use --overflow. */
+struct sp_policy_rule {
+	char pattern[129];
+	enum sp_overflow policy;
+};
 
 struct sp_addr {
 	struct sockaddr_storage ss;
@@ -34,6 +48,8 @@ struct sp_config {
 	uint32_t queue_events;      /* per-connection out-queue bound */
 	uint64_t queue_bytes;
 	enum sp_overflow overflow;
+	struct sp_policy_rule policies[SP_POLICIES_MAX];
+	unsigned npolicies;
 	uint32_t write_timeout_ms;
 	uint32_t heartbeat_ms;
 	uint32_t header_timeout_ms;
@@ -55,6 +71,10 @@ struct sp_config {
  * Returns 0; 1 when --help/--version printed (exit 0); -EINVAL after
  * printing a message to <err> (exit 2). */
 int sp_config_parse(struct sp_config *cfg, int argc, char **argv, FILE *err);
+
+/* The overflow policy of <topic>: the first --policy rule that matches,
+ * else --overflow. Any thread (cfg is read-only). */
+int sp_config_overflow_for(const struct sp_config *cfg, const char *topic, size_t len);
 
 /* Print --help. */
 void sp_config_usage(FILE *out);

@@ -48,6 +48,10 @@ struct sp_frame {
 
 /* sp_frame.flags */
 #define SP_FRAME_STATIC 0x1 /* never freed (heartbeat); refs ignored */
+/* bits 4-5: the topic's overflow policy (enum sp_overflow), set by the
+ * router so workers need no policy lookup per event */
+#define SP_FRAME_POLICY_SHIFT 4
+#define SP_FRAME_POLICY_MASK (0x3u << SP_FRAME_POLICY_SHIFT)
 
 /* Describes one event before framing. data may contain \r, \n or \r\n line
  * breaks; each line becomes its own "data:" field. event may be NULL. */
@@ -104,6 +108,17 @@ static inline struct iovec sp_frame_view(const struct sp_frame *f, bool chunked)
 		v.iov_len = f->len - f->pre - f->post;
 	}
 	return v;
+}
+
+static inline int sp_frame_policy(const struct sp_frame *f)
+{
+	return (f->flags & SP_FRAME_POLICY_MASK) >> SP_FRAME_POLICY_SHIFT;
+}
+
+static inline void sp_frame_set_policy(struct sp_frame *f, int policy)
+{
+	f->flags = (uint16_t)((f->flags & ~SP_FRAME_POLICY_MASK) |
+			      ((unsigned)policy << SP_FRAME_POLICY_SHIFT));
 }
 
 /* Validate an SSE event type: 1..SP_EVENT_TYPE_MAX printable ASCII bytes

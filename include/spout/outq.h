@@ -72,14 +72,22 @@ static inline size_t sp_outq_len_of(const struct sp_wref *w, bool chunked)
 	return sp_frame_view(w->frame, chunked).iov_len;
 }
 
+/* Events a push discarded, by reason (the caller adds them to metrics). */
+struct sp_outq_drops {
+	uint64_t oldest;       /* dropped to make room (drop-oldest, latest) */
+	uint64_t conflated;    /* replaced by a newer event of the same topic */
+};
+
 /* Queue <w> (the caller's reference moves into the queue).
  * Returns 0; or -ENOBUFS when the queue is over a bound and the policy is
  * disconnect (<w> is not queued and the caller still owns its reference);
  * or -ENOMEM. Under drop-oldest, the oldest unwritten entries are dropped
- * to make room and their number added to <*dropped>. A single entry larger
- * than max_bytes is still accepted into an empty queue. */
+ * to make room. Under latest, a queue that already holds an unwritten
+ * event of the same topic has it replaced by <w> (the connection lags: it
+ * only needs the newest), and past a bound the oldest are dropped. A single
+ * entry larger than max_bytes is still accepted into an empty queue. */
 int sp_outq_push(struct sp_outq *q, struct sp_wref_pool *pool, struct sp_wref *w,
-		 bool chunked, const struct sp_outq_limits *lim, uint64_t *dropped);
+		 bool chunked, const struct sp_outq_limits *lim, struct sp_outq_drops *drops);
 
 /* Fill up to <max> iovecs with the unwritten bytes, oldest first. */
 int sp_outq_iov(const struct sp_outq *q, bool chunked, struct iovec *iov, int max);

@@ -116,12 +116,17 @@ class Broker:
             b.http_port, b.pub_port, b.pid, b.rss_kb(), b.nfds(), b.metrics()
 
     On exit: SIGTERM, and the process must exit 0 within stop_timeout s
-    (else SIGKILL by PID and the test fails)."""
+    (else SIGKILL by PID and the test fails).
+
+    http_port/pub_port: listen on these ports instead of free ones (e.g. to
+    restart a broker on the ports an earlier one used)."""
 
     _seq = 0
 
-    def __init__(self, *flags, env=None, stop_timeout=5.0, start_timeout=5.0):
+    def __init__(self, *flags, env=None, stop_timeout=5.0, start_timeout=5.0,
+                 http_port=None, pub_port=None):
         self.flags = [str(f) for f in flags]
+        self.fixed_ports = (http_port, pub_port)
         self.env = env
         self.stop_timeout = stop_timeout
         self.start_timeout = start_timeout
@@ -149,8 +154,8 @@ class Broker:
         Broker._seq += 1
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", CURRENT["name"] or "broker")
         self.log_path = os.path.join(ARTIFACTS, "%s-%d-%d.log" % (name, os.getpid(), Broker._seq))
-        self.http_port = free_port()
-        self.pub_port = free_port()
+        self.http_port = self.fixed_ports[0] or free_port()
+        self.pub_port = self.fixed_ports[1] or free_port()
         while self.pub_port == self.http_port:
             self.pub_port = free_port()
         # SPOUTD_ARGS (e.g. "--io uring") is added to every broker; the

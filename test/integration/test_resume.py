@@ -106,9 +106,9 @@ def gap_for_unknown_and_malformed_ids():
 
 @test
 def id_from_before_a_restart_gets_gap_and_what_is_held():
-    """Ids continue above the previous run's (start time x 10^6), so a
-    client holding an id from before a restart is told it missed events and
-    gets everything this run retains."""
+    """Ids continue above the previous run's (they start at the start time
+    in µs), so a client holding an id from before a restart is told it
+    missed events and gets everything this run retains."""
     with Broker() as b:
         with b.publisher() as p:
             ids = [p.pub("rs", "r%d" % k) for k in range(3)]
@@ -244,3 +244,16 @@ def clients_leaving_before_replay_answer_leak_nothing():
         wait_for(drained, 5, what="connections reaped")
         with _resume(b, "/events/z3", last - 10) as c:
             eq(len(c.expect_events(2)), 2, "still resumes afterwards")
+
+
+@test
+def ids_keep_growing_across_quick_restarts():
+    """Restarts in quick succession (well within one second) must never
+    hand out an id again."""
+    last = 0
+    for _ in range(4):
+        with Broker() as b:
+            with b.publisher() as p:
+                ids = p.pub_many([("q", "x")] * 20)
+        check(ids[0] > last, "a restarted broker reused ids: %d <= %d" % (ids[0], last))
+        last = ids[-1]

@@ -180,6 +180,59 @@ def slow_consumer_drop_oldest():
             fleet.close()
 
 
+@test(timeout=90)
+def slow_consumer_latest_conflates_per_topic():
+    """--policy 'px.>=latest': a lagging subscriber keeps only the newest
+    pending event of each px.* topic; it is not shed, it ends up with the
+    newest event of every topic, and conflations are counted. A subscriber
+    of a topic outside the pattern keeps the default policy."""
+    with Broker("--policy", "px.>=latest", "--queue", "64", "--write-timeout-ms", "30000") as b:
+        topics = ["px.%s" % k for k in "abcde"]
+        path = "/events?" + "&".join("topic=" + t for t in topics)
+        fleet = Fleet(b, path, 5)
+        slow = SSEClient(b.http_port, path, rcvbuf=4096)
+        try:
+            eq(slow.wait_head().status, 200, "slow subscriber status")
+            m0 = b.metrics()
+            ids, last_of = [], {}
+            extra = None
+            with b.publisher() as p:
+                for batch in range(20000 // 5):
+                    got = p.pub_many([(t, "%d-%s" % (batch, PAYLOAD)) for t in topics])
+                    ids += got
+                    last_of.update(zip(topics, got))
+                    fleet.wait_count(len(ids))
+                    if batch % 20 == 0 and extra is None:
+                        m = b.metrics()
+                        if m['spout_event_drops_total{reason="conflated"}'] > \
+                                m0['spout_event_drops_total{reason="conflated"}']:
+                            extra = len(ids) + 100
+                    if extra is not None and len(ids) >= extra:
+                        break
+            check(extra is not None, "no conflation happened")
+            fleet.check_all(ids)
+            m1 = b.metrics()
+            eq(_shed(m1), _shed(m0), "latest never sheds")
+            eq(m1['spout_event_drops_total{reason="drop_oldest"}'],
+               m0['spout_event_drops_total{reason="drop_oldest"}'],
+               "5 topics fit in a 64-event queue: nothing dropped but by conflation")
+            got = []
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                got += slow.read_events(10 ** 6, 0.3)
+                if got and int(got[-1].id) == ids[-1]:
+                    break
+            check(slow.end is None, "slow subscriber was closed (%s)" % slow.end)
+            nums = [int(e.id) for e in got]
+            check(all(x < y for x, y in zip(nums, nums[1:])), "ids not increasing")
+            check(len(nums) < len(ids), "nothing was conflated for the slow subscriber")
+            tail = set(nums[-5:])
+            eq(tail, set(last_of.values()), "the newest event of every topic arrives")
+        finally:
+            slow.close()
+            fleet.close()
+
+
 def _settle(b, base_fds, base_open, timeout=5):
     def ok():
         m = b.metrics()

@@ -118,6 +118,10 @@ Test(config, bad_flags_say_why)
 		{ "stray", NULL, "unexpected argument" },
 		{ "--cors-origin", "a\r\nX-Evil: 1", "line break" },
 		{ "--ring-size", "1000", "power of two" },
+		{ "--policy", "prices.>", "PATTERN=" },
+		{ "--policy", "prices.>=sometimes", "PATTERN=" },
+		{ "--policy", "pri*ces=latest", "" },
+		{ "--policy", "a.>.b=latest", "" },
 		{ "--ring-size", "8", "whole number" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -156,4 +160,21 @@ Test(config, help_and_version_stop_without_error)
 	cr_redirect_stdout();
 	cr_assert_eq(parse(&c, err, sizeof(err), "--help", NULL), 1);
 	cr_assert_eq(parse(&c, err, sizeof(err), "--version", NULL), 1);
+}
+
+Test(config, policies_first_match_wins)
+{
+	struct sp_config c;
+	char err[256] = "";
+	setenv("SPOUT_POLICY", "prices.>=latest,news.*=drop-oldest", 1);
+	cr_assert_eq(parse(&c, err, sizeof(err), "--policy", "prices.fx=drop-oldest", "--overflow",
+			   "disconnect", NULL), 0, "%s", err);
+	unsetenv("SPOUT_POLICY");
+	cr_assert_eq(c.npolicies, 3);
+	cr_assert_eq(sp_config_overflow_for(&c, "prices.fx", 9), SP_OVERFLOW_LATEST,
+		     "the environment's rules come first");
+	cr_assert_eq(sp_config_overflow_for(&c, "news.eu", 7), SP_OVERFLOW_DROP_OLDEST);
+	cr_assert_eq(sp_config_overflow_for(&c, "news.eu.x", 9), SP_OVERFLOW_DISCONNECT);
+	cr_assert_eq(sp_config_overflow_for(&c, "prices", 6), SP_OVERFLOW_DISCONNECT,
+		     "'>' needs at least one more segment");
 }

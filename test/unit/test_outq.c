@@ -62,7 +62,7 @@ Test(outq, fifo_and_identity_view)
 {
 	struct sp_outq q = { 0 };
 	struct sp_outq_limits l = lim(16, 1 << 20, SP_OVERFLOW_DISCONNECT);
-	uint64_t dropped = 0;
+	struct sp_outq_drops dropped = { 0 };
 	for (int i = 0; i < 5; i++) {
 		struct sp_wref *w = sp_wref_get(&pool, mkframe((char)('a' + i), 3, (uint64_t)i + 1), 1);
 		cr_assert_eq(sp_outq_push(&q, &pool, w, false, &l, &dropped), 0);
@@ -82,7 +82,7 @@ Test(outq, partial_write_resumes_mid_frame)
 {
 	struct sp_outq q = { 0 };
 	struct sp_outq_limits l = lim(16, 1 << 20, SP_OVERFLOW_DISCONNECT);
-	uint64_t dropped = 0;
+	struct sp_outq_drops dropped = { 0 };
 	sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe('x', 10, 1), 1), true, &l, &dropped);
 	sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe('y', 10, 2), 1), true, &l, &dropped);
 	/* chunked: "a\r\n" + 10 + "\r\n" = 15 bytes each */
@@ -103,13 +103,13 @@ Test(outq, disconnect_policy_refuses_past_event_bound)
 {
 	struct sp_outq q = { 0 };
 	struct sp_outq_limits l = lim(4, 1 << 20, SP_OVERFLOW_DISCONNECT);
-	uint64_t dropped = 0;
+	struct sp_outq_drops dropped = { 0 };
 	for (int i = 0; i < 4; i++)
 		cr_assert_eq(sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe('a', 1, 1), 1),
 					  true, &l, &dropped), 0);
 	struct sp_wref *w = sp_wref_get(&pool, mkframe('b', 1, 2), 1);
 	cr_assert_eq(sp_outq_push(&q, &pool, w, true, &l, &dropped), -ENOBUFS);
-	cr_assert_eq(dropped, 0);
+	cr_assert_eq(dropped.oldest, 0);
 	cr_assert_eq(q.count, 4);
 	sp_wref_put(&pool, w);   /* still ours after a refusal */
 	sp_outq_clear(&q, &pool);
@@ -119,7 +119,7 @@ Test(outq, disconnect_policy_refuses_past_byte_bound)
 {
 	struct sp_outq q = { 0 };
 	struct sp_outq_limits l = lim(100, 40, SP_OVERFLOW_DISCONNECT);
-	uint64_t dropped = 0;
+	struct sp_outq_drops dropped = { 0 };
 	/* identity view: 15 bytes each; 2 fit in 40, the third does not */
 	cr_assert_eq(sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe('a', 15, 1), 1), false, &l, &dropped), 0);
 	cr_assert_eq(sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe('a', 15, 2), 1), false, &l, &dropped), 0);
@@ -133,7 +133,7 @@ Test(outq, oversized_single_frame_accepted_into_empty_queue)
 {
 	struct sp_outq q = { 0 };
 	struct sp_outq_limits l = lim(100, 10, SP_OVERFLOW_DISCONNECT);
-	uint64_t dropped = 0;
+	struct sp_outq_drops dropped = { 0 };
 	cr_assert_eq(sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe('a', 100, 1), 1), false, &l, &dropped), 0);
 	sp_outq_clear(&q, &pool);
 }
@@ -142,11 +142,11 @@ Test(outq, drop_oldest_keeps_newest_and_counts)
 {
 	struct sp_outq q = { 0 };
 	struct sp_outq_limits l = lim(3, 1 << 20, SP_OVERFLOW_DROP_OLDEST);
-	uint64_t dropped = 0;
+	struct sp_outq_drops dropped = { 0 };
 	for (int i = 0; i < 10; i++)
 		cr_assert_eq(sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe((char)('0' + i), 1, (uint64_t)i + 1), 1),
 					  false, &l, &dropped), 0);
-	cr_assert_eq(dropped, 7);
+	cr_assert_eq(dropped.oldest, 7);
 	cr_assert_eq(q.count, 3);
 	char out[16];
 	cr_assert_eq(gather(&q, false, out, sizeof(out)), 3);
@@ -158,13 +158,13 @@ Test(outq, drop_oldest_never_drops_a_half_written_head)
 {
 	struct sp_outq q = { 0 };
 	struct sp_outq_limits l = lim(3, 1 << 20, SP_OVERFLOW_DROP_OLDEST);
-	uint64_t dropped = 0;
+	struct sp_outq_drops dropped = { 0 };
 	for (int i = 0; i < 3; i++)
 		sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe((char)('a' + i), 4, (uint64_t)i + 1), 1), false, &l, &dropped);
 	sp_outq_consume(&q, &pool, 2, false);   /* "aa" of "aaaa" went out */
 	for (int i = 0; i < 3; i++)
 		sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe((char)('x' + i), 4, (uint64_t)i + 10), 1), false, &l, &dropped);
-	cr_assert_eq(dropped, 3);
+	cr_assert_eq(dropped.oldest, 3);
 	char out[64];
 	size_t n = gather(&q, false, out, sizeof(out));
 	/* the rest of the partial head, then the two newest */
@@ -177,12 +177,12 @@ Test(outq, drop_oldest_under_byte_bound)
 {
 	struct sp_outq q = { 0 };
 	struct sp_outq_limits l = lim(100, 30, SP_OVERFLOW_DROP_OLDEST);
-	uint64_t dropped = 0;
+	struct sp_outq_drops dropped = { 0 };
 	for (int i = 0; i < 5; i++)
 		sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe((char)('a' + i), 10, (uint64_t)i + 1), 1), false, &l, &dropped);
 	cr_assert_eq(q.count, 3);
 	cr_assert_eq(q.bytes, 30);
-	cr_assert_eq(dropped, 2);
+	cr_assert_eq(dropped.oldest, 2);
 	sp_outq_clear(&q, &pool);
 }
 
@@ -190,7 +190,7 @@ Test(outq, queue_grows_across_wrap)
 {
 	struct sp_outq q = { 0 };
 	struct sp_outq_limits l = lim(1000, 1 << 20, SP_OVERFLOW_DISCONNECT);
-	uint64_t dropped = 0;
+	struct sp_outq_drops dropped = { 0 };
 	uint64_t next_in = 1, next_out = 1;
 	/* interleave pushes and pops so head wraps while the ring grows */
 	for (int round = 0; round < 50; round++) {
@@ -216,7 +216,7 @@ Test(outq, shared_wref_frees_frame_after_last_connection)
 	 * last one has written it (ASan catches a use-after-free or leak). */
 	struct sp_outq a = { 0 }, b = { 0 }, c = { 0 };
 	struct sp_outq_limits l = lim(8, 1 << 20, SP_OVERFLOW_DISCONNECT);
-	uint64_t dropped = 0;
+	struct sp_outq_drops dropped = { 0 };
 	struct sp_wref *w = sp_wref_get(&pool, mkframe('z', 5, 1), 3);
 	sp_outq_push(&a, &pool, w, false, &l, &dropped);
 	sp_outq_push(&b, &pool, w, false, &l, &dropped);
@@ -241,12 +241,79 @@ Test(outq, pinned_wref_is_never_recycled)
 	hb.frame->flags |= SP_FRAME_STATIC;
 	struct sp_outq q = { 0 };
 	struct sp_outq_limits l = lim(8, 1 << 20, SP_OVERFLOW_DISCONNECT);
-	uint64_t dropped = 0;
+	struct sp_outq_drops dropped = { 0 };
 	for (int i = 0; i < 3; i++) {
 		sp_outq_push(&q, &pool, &hb, true, &l, &dropped);
 		cr_assert_eq(sp_outq_consume(&q, &pool, hb.frame->len, true), 0, "heartbeats are not deliveries");
 	}
 	cr_assert_eq(hb.refs, 1);
 	sp_frame_destroy(hb.frame);
+	sp_outq_clear(&q, &pool);
+}
+
+/* A chunk frame on <topic> with id <id>. */
+static struct sp_frame *topic_frame(const char *topic, uint64_t id)
+{
+	struct sp_event e = { .topic = topic, .topic_len = strlen(topic),
+			      .topic_hash = (uint64_t)topic[0] * 1000003u + strlen(topic),
+			      .data = topic, .data_len = strlen(topic), .id = id };
+	struct sp_frame *f = sp_frame_new_event(&e);
+	cr_assert_not_null(f);
+	return f;
+}
+
+Test(outq, latest_keeps_only_newest_pending_per_topic)
+{
+	struct sp_outq q = { 0 };
+	struct sp_outq_limits l = lim(100, 1 << 20, SP_OVERFLOW_LATEST);
+	struct sp_outq_drops dropped = { 0 };
+	const char *topics[] = { "px.a", "px.b", "px.a", "px.c", "px.a", "px.b" };
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(sp_outq_push(&q, &pool, sp_wref_get(&pool, topic_frame(topics[i], (uint64_t)i + 1), 1),
+					  false, &l, &dropped), 0);
+	cr_assert_eq(dropped.conflated, 3);
+	cr_assert_eq(dropped.oldest, 0);
+	cr_assert_eq(q.count, 3);
+	/* newest per topic, still in id order: c(4), a(5), b(6) */
+	uint64_t want[] = { 4, 5, 6 };
+	for (uint32_t i = 0; i < 3; i++)
+		cr_assert_eq(q.slot[(q.head + i) & (q.cap - 1)]->frame->id, want[i]);
+	struct iovec iov[8];
+	size_t total = 0;
+	int n = sp_outq_iov(&q, false, iov, 8);
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	cr_assert_eq(q.bytes, total, "byte count follows replacements");
+	sp_outq_clear(&q, &pool);
+}
+
+Test(outq, latest_never_replaces_a_half_written_head)
+{
+	struct sp_outq q = { 0 };
+	struct sp_outq_limits l = lim(100, 1 << 20, SP_OVERFLOW_LATEST);
+	struct sp_outq_drops dropped = { 0 };
+	sp_outq_push(&q, &pool, sp_wref_get(&pool, topic_frame("k", 1), 1), false, &l, &dropped);
+	sp_outq_consume(&q, &pool, 3, false);
+	sp_outq_push(&q, &pool, sp_wref_get(&pool, topic_frame("k", 2), 1), false, &l, &dropped);
+	cr_assert_eq(dropped.conflated, 0);
+	cr_assert_eq(q.count, 2);
+	sp_outq_push(&q, &pool, sp_wref_get(&pool, topic_frame("k", 3), 1), false, &l, &dropped);
+	cr_assert_eq(dropped.conflated, 1, "the unwritten 2 is replaced, the partial 1 stays");
+	cr_assert_eq(q.count, 2);
+	cr_assert_eq(q.slot[(q.head + 1) & (q.cap - 1)]->frame->id, 3);
+	sp_outq_clear(&q, &pool);
+}
+
+Test(outq, latest_past_the_bound_drops_oldest)
+{
+	struct sp_outq q = { 0 };
+	struct sp_outq_limits l = lim(2, 1 << 20, SP_OVERFLOW_LATEST);
+	struct sp_outq_drops dropped = { 0 };
+	const char *topics[] = { "a", "bb", "ccc" };
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(sp_outq_push(&q, &pool, sp_wref_get(&pool, topic_frame(topics[i], (uint64_t)i + 1), 1),
+					  false, &l, &dropped), 0, "latest never disconnects");
+	cr_assert_eq(dropped.oldest, 1);
+	cr_assert_eq(q.count, 2);
 	sp_outq_clear(&q, &pool);
 }
