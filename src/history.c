@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "spout/history.h"
+#include "spout/ptrie.h"
 #include "spout/topic.h"
 
 struct htopic {
@@ -145,6 +146,64 @@ static int cmp_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Append <f> to the growing array <*v>. */
+static int push_frame(struct sp_frame ***v, size_t *cnt, size_t *cap, struct sp_frame *f)
+{
+	if (*cnt == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct sp_frame **nv = realloc(*v, ncap * sizeof(*nv));
+		if (nv == NULL)
+			return -ENOMEM;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*cnt)++] = f;
+	return 0;
+}
+
+/* Entries after <after> on one exact topic: a walk back from its newest. */
+static int collect_topic(struct sp_history *h, const char *name, uint16_t len, uint64_t after,
+			 struct sp_frame ***v, size_t *cnt, size_t *cap, enum sp_gap *gap)
+{
+	struct sp_tnode *node = sp_tmap_find(&h->topics, sp_topic_hash(name, len), name, len);
+
+	if (node == NULL) {
+		if (h->evicted_upto > after)
+			*gap = SP_GAP_EVICTED;
+		return 0;
+	}
+	struct htopic *t = sp_container_of(node, struct htopic, node);
+	if (t->evicted_upto > after)
+		*gap = SP_GAP_EVICTED;
+	struct sp_list *it = t->entries.prev;
+	while (it != &t->entries && sp_container_of(it, struct hentry, topic_link)->frame->id > after)
+		it = it->prev;
+	for (it = it->next; it != &t->entries; it = it->next)
+		if (push_frame(v, cnt, cap, sp_container_of(it, struct hentry, topic_link)->frame) != 0)
+			return -ENOMEM;
+	return 0;
+}
+
+/* Entries after <after> whose topic matches a pattern: the global list,
+ * walked back only as far as <after>. Any eviction after <after> may have
+ * dropped a match. */
+static int collect_pattern(struct sp_history *h, const char *pat, uint16_t len, uint64_t after,
+			   struct sp_frame ***v, size_t *cnt, size_t *cap, enum sp_gap *gap)
+{
+	if (h->evicted_upto > after)
+		*gap = SP_GAP_EVICTED;
+	struct sp_list *it = h->all.prev;
+	while (it != &h->all && sp_container_of(it, struct hentry, all_link)->frame->id > after)
+		it = it->prev;
+	for (it = it->next; it != &h->all; it = it->next) {
+		struct sp_frame *f = sp_container_of(it, struct hentry, all_link)->frame;
+		if (sp_pattern_match(pat, len, f->topic, f->topic_len) &&
+		    push_frame(v, cnt, cap, f) != 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 int sp_history_collect(struct sp_history *h, const char *const *topics,
 		       const uint16_t *lens, unsigned n, uint64_t after,
 		       struct sp_frame ***out, size_t *nout, enum sp_gap *gap)
@@ -156,44 +215,24 @@ int sp_history_collect(struct sp_history *h, const char *const *topics,
 	*nout = 0;
 	*gap = SP_GAP_NONE;
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t hash = sp_topic_hash(topics[i], lens[i]);
-		struct sp_tnode *node = sp_tmap_find(&h->topics, hash, topics[i], lens[i]);
-		if (node == NULL) {
-			if (h->evicted_upto > after)
-				*gap = SP_GAP_EVICTED;
-			continue;
+		int rc = sp_pattern_is_wild(topics[i], lens[i])
+			 ? collect_pattern(h, topics[i], lens[i], after, &v, &cnt, &cap, gap)
+			 : collect_topic(h, topics[i], lens[i], after, &v, &cnt, &cap, gap);
+		if (rc != 0) {
+			free(v);
+			return rc;
 		}
-		struct htopic *t = sp_container_of(node, struct htopic, node);
-		if (t->evicted_upto > after)
-			*gap = SP_GAP_EVICTED;
-		/* Walk back from the newest to the first id past <after>. */
-		struct sp_list *it = t->entries.prev;
-		size_t k = 0;
-		while (it != &t->entries &&
-		       sp_container_of(it, struct hentry, topic_link)->frame->id > after) {
-			it = it->prev;
-			k++;
-		}
-		if (k == 0)
-			continue;
-		if (cnt + k > cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			while (ncap < cnt + k)
-				ncap *= 2;
-			struct sp_frame **nv = realloc(v, ncap * sizeof(*nv));
-			if (nv == NULL) {
-				free(v);
-				return -ENOMEM;
-			}
-			v = nv;
-			cap = ncap;
-		}
-		for (it = it->next; it != &t->entries; it = it->next)
-			v[cnt++] = sp_container_of(it, struct hentry, topic_link)->frame;
 	}
-	/* Topics are distinct, so each frame appears once; merge by id. */
-	if (n > 1 && cnt > 1)
+	/* Merge by id; a frame reached through two names (a topic and a
+	 * pattern, or two patterns) is kept once. */
+	if (n > 1 && cnt > 1) {
 		qsort(v, cnt, sizeof(*v), cmp_id);
+		size_t k = 0;
+		for (size_t i = 0; i < cnt; i++)
+			if (k == 0 || v[k - 1] != v[i])
+				v[k++] = v[i];
+		cnt = k;
+	}
 	for (size_t i = 0; i < cnt; i++)
 		atomic_fetch_add_explicit(&v[i]->refs, 1, memory_order_relaxed);
 	*out = v;

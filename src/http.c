@@ -18,6 +18,7 @@
 #include <http_parser.h>
 
 #include "spout/http.h"
+#include "spout/ptrie.h"
 
 /* Longest request line that can still carry a target within
  * SP_HTTP_URI_MAX: method (http-parser's longest is 11 bytes) + 2 SP +
@@ -607,7 +608,10 @@ static int add_topic(struct sp_http_topics *out, size_t *used,
 		*reason = "malformed percent-encoding";
 		return 400;
 	}
-	const char *why = sp_topic_check(dst, (size_t)n);
+	/* A name with '*' or '>' is a subscription pattern (docs/protocol.md);
+	 * anything else must be a plain topic, with the topic's reasons. */
+	bool wild = memchr(dst, '*', (size_t)n) != NULL || memchr(dst, '>', (size_t)n) != NULL;
+	const char *why = wild ? sp_pattern_check(dst, (size_t)n) : sp_topic_check(dst, (size_t)n);
 	if (why != NULL) {
 		*reason = why;
 		return 400;

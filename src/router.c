@@ -33,6 +33,7 @@
 #include "spout/lineproto.h"
 #include "spout/list.h"
 #include "spout/log.h"
+#include "spout/ptrie.h"
 #include "spout/sys.h"
 #include "spout/tmap.h"
 
@@ -41,11 +42,13 @@
 #define PUB_READ_BUDGET (256 * 1024)/* per publisher per loop iteration */
 #define CTL_BUDGET 1024
 
-/* A topic with subscribers on at least one worker. */
+/* A topic, or a pattern (<wild>), with subscribers on at least one worker.
+ * Patterns are also in the pattern trie, which finds them by topic. */
 struct rtopic {
 	struct sp_tnode node;
 	uint32_t nworkers;            /* bits set in <workers> */
 	int policy;                   /* enum sp_overflow, from --policy/--overflow */
+	bool wild;
 	uint64_t workers[];           /* bitset, then the name */
 };
 
@@ -67,7 +70,9 @@ struct pubconn {
 
 struct sp_router_local {
 	struct sp_ev ev;
-	struct sp_tmap topics;
+	struct sp_tmap topics;        /* topics and patterns, by name */
+	struct sp_ptrie patterns;     /* wild rtopics, by what they match */
+	uint64_t *route_bits;         /* scratch: workers one event goes to */
 	unsigned words;               /* uint64_t words per worker bitset */
 	struct sp_list ready;         /* publishers with input to process */
 	struct sp_list all;
@@ -117,6 +122,17 @@ static void apply_ctl(struct sp_router *r, unsigned w, struct sp_ctl *c)
 			t->node.name = name;
 			t->node.len = c->topic_len;
 			t->policy = sp_config_overflow_for(r->broker->cfg, name, c->topic_len);
+			t->wild = sp_pattern_is_wild(name, c->topic_len);
+			if (t->wild) {
+				void **slot = sp_ptrie_slot(&L->patterns, name, c->topic_len);
+				if (slot == NULL) {
+					sp_log(SP_LOG_ERROR, "out of memory adding pattern",
+					       "pattern=%s", name);
+					free(t);
+					return;
+				}
+				*slot = t;
+			}
 			sp_tmap_insert(&L->topics, &t->node);
 			sp_stat_set(&r->stats.topics, L->topics.count);
 		}
@@ -128,6 +144,8 @@ static void apply_ctl(struct sp_router *r, unsigned w, struct sp_ctl *c)
 		t->workers[w / 64] &= ~(1ull << (w % 64));
 		if (--t->nworkers == 0) {
 			sp_tmap_remove(&L->topics, &t->node);
+			if (t->wild)
+				sp_ptrie_remove(&L->patterns, t->node.name, t->node.len);
 			free(t);
 			sp_stat_set(&r->stats.topics, L->topics.count);
 		}
@@ -206,6 +224,37 @@ static void signal_workers(struct sp_router *r)
 	}
 }
 
+static void or_pattern_workers(void *value, void *arg)
+{
+	struct sp_router_local *L = arg;
+	const struct rtopic *p = value;
+
+	for (unsigned i = 0; i < L->words; i++)
+		L->route_bits[i] |= p->workers[i];
+}
+
+/* The workers an event on <t> (NULL: no exact subscriber) goes to: the
+ * topic's own set, plus those of every pattern matching it. Without
+ * patterns this is the topic's bitset itself, no copy. */
+static const uint64_t *route_set(struct sp_router *r, const struct rtopic *t,
+				 const struct sp_event *ev, uint32_t *count)
+{
+	struct sp_router_local *L = r->local;
+
+	if (L->patterns.count == 0) {
+		*count = t ? t->nworkers : 0;
+		return t ? t->workers : NULL;
+	}
+	for (unsigned i = 0; i < L->words; i++)
+		L->route_bits[i] = t ? t->workers[i] : 0;
+	sp_ptrie_match(&L->patterns, ev->topic, ev->topic_len, or_pattern_workers, L);
+	uint32_t n = 0;
+	for (unsigned i = 0; i < L->words; i++)
+		n += (uint32_t)__builtin_popcountll(L->route_bits[i]);
+	*count = n;
+	return n ? L->route_bits : NULL;
+}
+
 /* Route one event to the interested workers and into history. Returns 0
  * with <*id> set, -EAGAIN when a frame ring is full (nothing was done: retry
  * after the stall), -ENOMEM. */
@@ -219,16 +268,16 @@ static int route(struct sp_router *r, struct sp_event *ev, uint64_t *id)
 	ev->id = r->last_id + 1;
 	struct sp_tnode *n = sp_tmap_find(&L->topics, ev->topic_hash, ev->topic, ev->topic_len);
 	struct rtopic *t = n ? rtopic_of(n) : NULL;
-	uint32_t nworkers = t ? t->nworkers : 0;
+	uint32_t nworkers;
+	const uint64_t *set = route_set(r, t, ev, &nworkers);
 
-	if (t == NULL)
+	if (nworkers == 0)
 		sp_stat_add(&r->stats.events_unrouted, 1);
 	if (nworkers == 0 && !keep)
 		goto published;
 	/* Check every ring first so an event goes to all workers or none. */
-	for (unsigned w = 0; t != NULL && w < b->nworkers; w++) {
-		if (bit_get(t->workers, w) &&
-		    sp_ring_free_producer(&b->workers[w].frame_ring) == 0) {
+	for (unsigned w = 0; set != NULL && w < b->nworkers; w++) {
+		if (bit_get(set, w) && sp_ring_free_producer(&b->workers[w].frame_ring) == 0) {
 			L->stalled_on = (int)w;
 			return -EAGAIN;
 		}
@@ -237,13 +286,14 @@ static int route(struct sp_router *r, struct sp_event *ev, uint64_t *id)
 	if (f == NULL)
 		return -ENOMEM;
 	f->born_ns = sp_now_ns();
-	if (t != NULL)
-		sp_frame_set_policy(f, t->policy);
+	if (nworkers != 0)
+		sp_frame_set_policy(f, t != NULL ? t->policy :
+				    sp_config_overflow_for(b->cfg, ev->topic, ev->topic_len));
 	/* One reference per worker plus one for history, all set before the
 	 * ring's release store publishes the pointer. */
 	atomic_store_explicit(&f->refs, nworkers + (keep ? 1 : 0), memory_order_relaxed);
-	for (unsigned w = 0; t != NULL && w < b->nworkers; w++) {
-		if (!bit_get(t->workers, w))
+	for (unsigned w = 0; set != NULL && w < b->nworkers; w++) {
+		if (!bit_get(set, w))
 			continue;
 		sp_ring_push_producer(&b->workers[w].frame_ring, (uintptr_t)f);
 		L->dirty[w] = true;
@@ -596,6 +646,9 @@ static int router_setup(struct sp_router *r)
 	ids_init(r);
 	L->words = (r->broker->nworkers + 63) / 64;
 	L->dirty = calloc(r->broker->nworkers, sizeof(*L->dirty));
+	L->route_bits = calloc(L->words, sizeof(*L->route_bits));
+	if (L->route_bits == NULL)
+		return -ENOMEM;
 	L->stalled_on = -1;
 	L->limits.max_line = cfg->max_line;
 	L->limits.max_payload = cfg->max_payload;
@@ -632,6 +685,8 @@ static void router_teardown(struct sp_router *r)
 		sp_tmap_destroy(&L->topics);
 	}
 	sp_history_destroy(&L->hist);
+	sp_ptrie_destroy(&L->patterns, NULL);   /* values are the rtopics, freed above */
+	free(L->route_bits);
 	sp_ev_close(&L->ev);
 	free(L->dirty);
 	free(L);

@@ -17,6 +17,7 @@
 #include "spout/http.h"
 #include "spout/list.h"
 #include "spout/outq.h"
+#include "spout/ptrie.h"
 #include "spout/stats.h"
 #include "spout/tmap.h"
 
@@ -57,6 +58,7 @@ struct wtopic {
 	 * acked it and frames flow. Identity (not just non-NULL) matters: an
 	 * ack only activates the wtopic whose SUB it answers. */
 	struct sp_ctl *pending;
+	bool wild;               /* a pattern: also in sp_worker_local.patterns */
 	char name[];
 };
 
@@ -88,7 +90,8 @@ struct conn {
 
 struct sp_worker_local {
 	struct sp_ev ev;
-	struct sp_tmap topics;
+	struct sp_tmap topics;       /* topics and patterns, by name */
+	struct sp_ptrie patterns;    /* wild wtopics, by what they match */
 	struct sp_wref_pool pool;
 	struct sp_wref heartbeat;    /* pinned; every connection shares it */
 	struct sp_list reading;      /* CS_READING, oldest first */

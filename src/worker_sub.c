@@ -106,8 +106,19 @@ static struct wtopic *wtopic_get(struct sp_worker *w, const char *name, size_t l
 	t->node.hash = h;
 	t->node.name = t->name;
 	t->node.len = (uint16_t)len;
+	t->wild = sp_pattern_is_wild(name, len);
+	if (t->wild) {
+		void **slot = sp_ptrie_slot(&L->patterns, name, len);
+		if (slot == NULL) {
+			free(t);
+			return NULL;
+		}
+		*slot = t;
+	}
 	t->pending = ctl_new(w, SP_CTL_SUB, t);
 	if (t->pending == NULL) {
+		if (t->wild)
+			sp_ptrie_remove(&L->patterns, name, len);
 		free(t);
 		return NULL;
 	}
@@ -137,6 +148,8 @@ static void wtopic_release_if_empty(struct sp_worker *w, struct wtopic *t)
 	if (t->nsubs != 0)
 		return;
 	sp_tmap_remove(&w->local->topics, &t->node);
+	if (t->wild)
+		sp_ptrie_remove(&w->local->patterns, t->name, t->node.len);
 	/* Even if our SUB is still in flight the router gets SUB then UNSUB,
 	 * in order, and its ack will find no matching wtopic. */
 	struct sp_ctl *c = ctl_new(w, SP_CTL_UNSUB, t);
@@ -278,34 +291,36 @@ void sub_on_ack(struct sp_worker *w, struct sp_ctl *ctl)
 	ctl_put(L, ctl);
 }
 
-void sub_on_frame(struct sp_worker *w, struct sp_frame *f)
-{
-	struct sp_worker_local *L = w->local;
-	struct sp_tnode *n = sp_tmap_find(&L->topics, f->topic_hash, f->topic, f->topic_len);
-	struct wtopic *t;
+/* One frame's fan-out on this worker: shared by every wtopic it reaches. */
+struct fanout {
+	struct sp_worker *w;
+	struct sp_frame *f;
+	struct sp_wref *wr;          /* created on first use; holds a guard ref */
+	struct sp_outq_limits lim;
+	struct sp_outq_drops drops;
+	uint64_t shed;
+};
 
-	sp_stat_add(&w->stats.frames_in, 1);
-	/* A frame for a topic we have left, or re-joined but whose new SUB is
-	 * not acked yet, was routed before the router saw our change. */
-	if (n == NULL || (t = wtopic_of(n))->pending != NULL) {
-		sp_frame_release(f);
+/* Queue the frame on every streaming subscriber of <t>. */
+static void fanout_topic(struct fanout *fo, struct wtopic *t)
+{
+	struct sp_worker *w = fo->w;
+	struct sp_worker_local *L = w->local;
+	struct sp_frame *f = fo->f;
+
+	/* A wtopic whose SUB is not acked yet gets nothing: the frame was
+	 * routed before the router saw the subscription. */
+	if (t->pending != NULL || t->nsubs == 0)
 		return;
-	}
-	struct sp_wref *wr = sp_wref_get(&L->pool, f, 1);   /* 1 = our guard */
-	if (wr == NULL) {
+	if (fo->wr == NULL && (fo->wr = sp_wref_get(&L->pool, f, 1)) == NULL) {
 		sp_stat_add(&w->stats.events_dropped, t->nsubs);
-		sp_frame_release(f);
 		return;
 	}
-	struct sp_outq_drops drops = { 0 };
-	uint64_t shed = 0;
-	/* The router stamped the topic's overflow policy into the frame. */
-	struct sp_outq_limits lim = L->lim;
-	lim.policy = sp_frame_policy(f);
 	for (uint32_t i = 0; i < t->nsubs; i++) {
 		struct conn *c = t->subs[i]->conn;
 		/* ids only grow, so <= last_id means this connection already
-		 * has the event (replayed, or through another of its topics). */
+		 * has the event (replayed, or through another topic or pattern
+		 * of the same connection). */
 		if (c->state != CS_STREAMING || f->id <= c->last_id)
 			continue;
 		/* A burst (or a replay) can queue more than one loop round
@@ -318,13 +333,13 @@ void sub_on_frame(struct sp_worker *w, struct sp_frame *f)
 				continue;   /* the write failed and closed it */
 		}
 		c->last_id = f->id;
-		wr->refs++;
-		int rc = sp_outq_push(&c->q, &L->pool, wr, c->chunked, &lim, &drops);
+		fo->wr->refs++;
+		int rc = sp_outq_push(&c->q, &L->pool, fo->wr, c->chunked, &fo->lim, &fo->drops);
 		if (rc != 0) {
-			wr->refs--;
+			fo->wr->refs--;
 			/* disconnect policy (or no memory): everything this
 			 * connection still had queued is lost with it */
-			shed += c->q.count + 1;
+			fo->shed += c->q.count + 1;
 			conn_close(w, c, rc == -ENOBUFS ? CLOSE_OVERFLOW : CLOSE_ERROR);
 			continue;
 		}
@@ -333,13 +348,39 @@ void sub_on_frame(struct sp_worker *w, struct sp_frame *f)
 		if (!c->blocked)
 			conn_want_flush(w, c);
 	}
-	if (drops.oldest + drops.conflated + shed != 0) {
-		sp_stat_add(&w->stats.events_dropped, drops.oldest + drops.conflated + shed);
-		sp_stat_add(&w->stats.drops_oldest, drops.oldest);
-		sp_stat_add(&w->stats.drops_conflated, drops.conflated);
-		sp_stat_add(&w->stats.drops_overflow, shed);
+}
+
+static void fanout_pattern(void *value, void *arg)
+{
+	fanout_topic(arg, value);
+}
+
+void sub_on_frame(struct sp_worker *w, struct sp_frame *f)
+{
+	struct sp_worker_local *L = w->local;
+	struct fanout fo = { .w = w, .f = f, .lim = L->lim };
+	struct sp_tnode *n = sp_tmap_find(&L->topics, f->topic_hash, f->topic, f->topic_len);
+
+	sp_stat_add(&w->stats.frames_in, 1);
+	/* The router stamped the topic's overflow policy into the frame. */
+	fo.lim.policy = sp_frame_policy(f);
+	if (n != NULL)
+		fanout_topic(&fo, wtopic_of(n));
+	if (L->patterns.count != 0)
+		sp_ptrie_match(&L->patterns, f->topic, f->topic_len, fanout_pattern, &fo);
+	uint64_t lost = fo.drops.oldest + fo.drops.conflated + fo.shed;
+	if (lost != 0) {
+		sp_stat_add(&w->stats.events_dropped, lost);
+		sp_stat_add(&w->stats.drops_oldest, fo.drops.oldest);
+		sp_stat_add(&w->stats.drops_conflated, fo.drops.conflated);
+		sp_stat_add(&w->stats.drops_overflow, fo.shed);
 	}
-	sp_wref_put(&L->pool, wr);
+	/* Nobody here wanted it (a topic we have left): the router routed it
+	 * before it saw our UNSUB. */
+	if (fo.wr != NULL)
+		sp_wref_put(&L->pool, fo.wr);
+	else
+		sp_frame_release(f);
 }
 
 void sub_teardown(struct sp_worker *w)
@@ -352,6 +393,7 @@ void sub_teardown(struct sp_worker *w)
 		free(t->subs);
 		free(t);
 	}
+	sp_ptrie_destroy(&L->patterns, NULL);   /* values were the wtopics */
 	while (L->backlog != NULL) {
 		struct sp_ctl *next = L->backlog->next;
 		if (L->backlog->type == SP_CTL_REPLAY)

@@ -78,7 +78,8 @@ int sp_history_add(struct sp_history *h, struct sp_frame *f, uint64_t now_ms);
 /* Drop entries older than the age limit. Cheap when nothing expired. */
 void sp_history_expire(struct sp_history *h, uint64_t now_ms);
 
-/* Frames with id > <after> on any of the <n> exact topics, in id order,
+/* Frames with id > <after> on any of the <n> topics or patterns (a pattern
+ * scans the global list back to <after>), in id order, each once,
  * each with a new reference for the caller (atomic increment). The array
  * is malloc'd (*out, *nout); NULL/0 when nothing matched. <*gap> tells
  * whether events after <after> on these topics may have been dropped.

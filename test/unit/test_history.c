@@ -165,3 +165,24 @@ Test(history, references_follow_ownership)
 	sp_frame_release(f);
 	sp_history_destroy(&h);
 }
+
+Test(history, patterns_scan_back_and_merge_without_duplicates)
+{
+	struct sp_history h;
+	struct sp_history_limits l = lim(100, 1 << 20, 0);
+	cr_assert_eq(sp_history_init(&h, &l), 0);
+	const char *seq[] = { "orders.eu.created", "orders.us.created", "metrics.cpu",
+			      "orders.eu.deleted", "metrics.cpu.0", "orders.eu.created" };
+	for (uint64_t id = 1; id <= 6; id++)
+		sp_history_add(&h, ev(seq[id - 1], id), 0);
+	enum sp_gap gap;
+	const char *p1[] = { "orders.*.created" };
+	cr_assert_str_eq(ids_of(&h, p1, 1, 0, &gap), "1,2,6");
+	cr_assert_eq(gap, SP_GAP_NONE);
+	const char *p2[] = { "metrics.>" };
+	cr_assert_str_eq(ids_of(&h, p2, 1, 3, &gap), "5", "only after id 3");
+	/* a topic and a pattern reaching the same events: each once */
+	const char *mix[] = { "orders.eu.created", "orders.*.created", "metrics.>" };
+	cr_assert_str_eq(ids_of(&h, mix, 3, 0, &gap), "1,2,3,5,6");
+	sp_history_destroy(&h);
+}

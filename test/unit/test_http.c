@@ -11,6 +11,7 @@
 #include <criterion/parameterized.h>
 
 #include "spout/http.h"
+#include "spout/ptrie.h"
 #include "sanitizers.h"
 
 /* Criterion runs each test in a re-executed copy of this binary, where a
@@ -101,6 +102,10 @@ static const struct good_case good_cases[] = {
 	  CRLF,
 	  SP_HTTP_GET, 1, 1, true, "/events/a+b", "topic=c%2Bd", "x",
 	  "a+b|c+d" },
+	/* patterns: '*' one segment, '>' the rest (%3E decodes to '>') */
+	{ "GET /events/metrics.%3E?topic=orders.*.created HTTP/1.1" CRLF "Host: x" CRLF CRLF,
+	  SP_HTTP_GET, 1, 1, true, "/events/metrics.%3E", "topic=orders.*.created", "x",
+	  "metrics.>|orders.*.created" },
 	/* name must be exactly "topic" */
 	{ "GET /events/a?topics=b&Topic=c&xtopic=d HTTP/1.1" CRLF
 	  "Host: x" CRLF CRLF,
@@ -301,8 +306,11 @@ static const struct bad_case bad_cases[] = {
 	  TOPICS, 400, "invalid character" },
 	{ "GET /events/a%2Fb HTTP/1.1" CRLF "Host: x" CRLF CRLF, 0,
 	  TOPICS, 400, "invalid character" },
-	{ "GET /events?topic=a.* HTTP/1.1" CRLF "Host: x" CRLF CRLF, 0,
-	  TOPICS, 400, "invalid character" },
+	/* patterns: wildcards must be whole segments, '>' only last */
+	{ "GET /events?topic=a.b* HTTP/1.1" CRLF "Host: x" CRLF CRLF, 0,
+	  TOPICS, 400, "wildcard" },
+	{ "GET /events/a.%3E.b HTTP/1.1" CRLF "Host: x" CRLF CRLF, 0,
+	  TOPICS, 400, "last segment" },
 	{ "GET /events/%C3%A9 HTTP/1.1" CRLF "Host: x" CRLF CRLF, 0,
 	  TOPICS, 400, "invalid character" },
 	{ "GET /events/a..b HTTP/1.1" CRLF "Host: x" CRLF CRLF, 0,
@@ -933,7 +941,7 @@ Test(http, mutations_keep_invariants, .timeout = 60)
 			continue;
 		cr_assert(t->n >= 1 && t->n <= 4);
 		for (unsigned i = 0; i < t->n; i++)
-			cr_assert_null(sp_topic_check(t->name[i], t->len[i]));
+			cr_assert_null(sp_pattern_check(t->name[i], t->len[i]));
 	}
 	free(t);
 }
