@@ -7,6 +7,8 @@
 # 2. fan-out: one spoutd, 1000 subscribers on one topic, 128-byte events,
 #    publish rate stepped up; for each step: deliveries/s, loss, latency
 #    percentiles, broker CPU seconds and the load tool's own CPU share.
+# 3. history bytes per retained event, and routing rate with 10,000
+#    patterns registered against none (tools/bench_resume.py).
 #
 # Results go to stdout and build/bench/results.md. Every run is bounded
 # (spout-bench --max-seconds, timeout on each command); the broker is
@@ -97,5 +99,15 @@ done
 kill "$broker_pid"
 wait "$broker_pid" || true
 broker_pid=
+
+{
+	echo
+	echo "## history and pattern costs (tools/bench_resume.py)"
+	echo
+	echo '```'
+	timeout 600 python3 tools/bench_resume.py --spoutd "$build/spoutd" \
+		--bench "$build/spout-bench" $([ "$quick" -eq 1 ] && echo "--events 100000 --seconds 2")
+	echo '```'
+} | tee -a "$results"
 echo
 echo "results: $results"
