@@ -609,8 +609,9 @@ static void check_stall(struct sp_router *r)
 	if (L->stalled_on < 0)
 		return;
 	struct sp_ring *ring = &r->broker->workers[L->stalled_on].frame_ring;
-	/* Resume only with real room, not one slot, so we do not flap. */
-	if (sp_ring_free_producer(ring) >= sp_ring_capacity(ring) / 4) {
+	/* Resume only with real room, not one slot, so we do not flap. The
+	 * fresh read matters: a cached count would never see the room come. */
+	if (sp_ring_free_fresh_producer(ring) >= sp_ring_capacity(ring) / 4) {
 		sp_stat_add(&r->stats.stall_ns, sp_now_ns() - L->stall_start_ns);
 		L->stalled_on = -1;
 	}

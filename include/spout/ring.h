@@ -86,6 +86,18 @@ static inline uint32_t sp_ring_free_producer(struct sp_ring *r)
 	return r->mask + 1 - used;
 }
 
+/* Free slots, re-reading the consumer's index first. Use this where the
+ * answer must track the consumer's progress (waiting for room to come
+ * back): sp_ring_free_producer only re-reads when its copy says "full", so
+ * once it has seen a few free slots it can keep reporting that many. */
+static inline uint32_t sp_ring_free_fresh_producer(struct sp_ring *r)
+{
+	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+
+	r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+	return r->mask + 1 - (head - r->tail_cache);
+}
+
 /* Queue <v>. Returns true, or false when the ring is full. Wait-free. */
 static inline bool sp_ring_push_producer(struct sp_ring *r, uintptr_t v)
 {

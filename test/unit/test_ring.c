@@ -220,6 +220,30 @@ Test(ring, interleaved_across_wrap)
 	sp_ring_destroy(&r);
 }
 
+/* The router waits for a quarter of a full ring to drain before it reads
+ * publishers again. With only the cached count it would wait forever once
+ * it had seen a few slots free: the regression behind this test. */
+Test(ring, fresh_free_count_tracks_consumer_progress)
+{
+	struct sp_ring r;
+	uintptr_t v;
+
+	cr_assert_eq(sp_ring_init(&r, 16), 0);
+	ring_set_indices(&r, WRAP_START);
+	for (uintptr_t i = 0; i < 16; i++)
+		cr_assert(sp_ring_push_producer(&r, i));
+	cr_assert_eq(sp_ring_free_producer(&r), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert(sp_ring_pop_consumer(&r, &v));
+	cr_assert_eq(sp_ring_free_producer(&r), 3, "a full copy is refreshed");
+	for (int i = 0; i < 9; i++)
+		cr_assert(sp_ring_pop_consumer(&r, &v));
+	cr_assert_leq(sp_ring_free_producer(&r), 12, "may lag, never over-report");
+	cr_assert_eq(sp_ring_free_fresh_producer(&r), 12, "the fresh count sees all progress");
+	cr_assert_eq(sp_ring_free_producer(&r), 12, "and refreshes the cached copy");
+	sp_ring_destroy(&r);
+}
+
 Test(ring, values_are_full_width)
 {
 	struct sp_ring r;
