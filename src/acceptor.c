@@ -7,6 +7,8 @@
  * an overload is answered, counted and cheap. Acceptor thread only.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,25 +20,68 @@
 
 #define ACCEPT_BATCH 256
 
-#define BUSY_BODY "too many connections, retry\n"
-static const char busy_503[] =
-	"HTTP/1.1 503 Service Unavailable\r\n"
-	"Content-Type: text/plain; charset=utf-8\r\n"
-	"Content-Length: 28\r\n"
-	"Retry-After: 1\r\n"
-	"Connection: close\r\n"
-	"\r\n"
-	BUSY_BODY;
-_Static_assert(sizeof(BUSY_BODY) - 1 == 28, "Content-Length of busy_503");
-
 static char listen_tag, stop_tag;
 
-static void reject(int fd)
+/* Answer 503 without reading the request (no parsing on the acceptor) and
+ * close. <retry_s> becomes Retry-After. Best effort: a fresh socket's send
+ * buffer always takes this much. */
+static void reject(int fd, const char *why, unsigned retry_s)
 {
-	/* Best effort: a fresh socket's send buffer always takes this. */
-	ssize_t n = write(fd, busy_503, sizeof(busy_503) - 1);
-	(void)n;
+	char buf[256];
+	size_t blen = strlen(why) + 1;
+	int n = snprintf(buf, sizeof(buf),
+			 "HTTP/1.1 503 Service Unavailable\r\n"
+			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Length: %zu\r\n"
+			 "Retry-After: %u\r\n"
+			 "Connection: close\r\n"
+			 "\r\n"
+			 "%s\n", blen, retry_s, why);
+	ssize_t k = write(fd, buf, (size_t)n);
+	(void)k;
 	close(fd);
+}
+
+/* Retry-After for a rate-limited client: 1..5 s, so a reconnect wave comes
+ * back spread out rather than as the same wave a second later. */
+static unsigned jittered_retry_after(struct sp_acceptor *a)
+{
+	a->rng ^= a->rng << 13;
+	a->rng ^= a->rng >> 7;
+	a->rng ^= a->rng << 17;
+	return 1 + (unsigned)(a->rng % 5);
+}
+
+/* Token bucket for --max-accept-rate: up to one second's worth of burst. */
+static bool rate_allows(struct sp_acceptor *a, uint64_t now_ns)
+{
+	uint32_t rate = a->broker->cfg->max_accept_rate;
+
+	if (rate == 0)
+		return true;
+	double add = (double)(now_ns - a->bucket_ns) * rate / 1e9;
+	a->bucket_ns = now_ns;
+	a->tokens = a->tokens + add > rate ? rate : a->tokens + add;
+	if (a->tokens < 1.0)
+		return false;
+	a->tokens -= 1.0;
+	return true;
+}
+
+/* Above --memory-high-pct of the cgroup's memory limit, refuse new
+ * connections rather than wait for the OOM killer. Re-read every 100 ms. */
+static bool memory_allows(struct sp_acceptor *a, uint64_t now_ns)
+{
+	struct sp_broker *b = a->broker;
+
+	if (b->memory_limit == 0)
+		return true;
+	if (now_ns - a->mem_checked_ns > 100000000u) {
+		a->mem_checked_ns = now_ns;
+		uint64_t cur = sp_sys_memory_current();
+		a->mem_high = cur > b->memory_limit / 100 * b->cfg->memory_high_pct;
+	}
+	return !a->mem_high;
 }
 
 /* Least connections; ties go round-robin so an idle broker still spreads. */
@@ -102,17 +147,28 @@ static bool accept_batch(struct sp_acceptor *a, bool *pushed)
 			return false;
 		}
 		sp_stat_add(&a->stats.accepted, 1);
+		uint64_t now = sp_now_ns();
+		if (!rate_allows(a, now)) {
+			sp_stat_add(&a->stats.rejected_accept_rate, 1);
+			reject(fd, "too many new connections, retry later", jittered_retry_after(a));
+			continue;
+		}
+		if (!memory_allows(a, now)) {
+			sp_stat_add(&a->stats.rejected_memory, 1);
+			reject(fd, "memory limit near, retry later", jittered_retry_after(a));
+			continue;
+		}
 		uint32_t open = atomic_fetch_add_explicit(&b->open_conns, 1, memory_order_relaxed);
 		if (open >= b->max_conns) {
 			atomic_fetch_sub_explicit(&b->open_conns, 1, memory_order_relaxed);
 			sp_stat_add(&a->stats.rejected_max_conns, 1);
-			reject(fd);
+			reject(fd, "too many connections, retry", 1);
 			continue;
 		}
 		if (!hand_over(a, fd, pushed)) {
 			atomic_fetch_sub_explicit(&b->open_conns, 1, memory_order_relaxed);
 			sp_stat_add(&a->stats.rejected_queue_full, 1);
-			reject(fd);
+			reject(fd, "too many connections, retry", 1);
 		}
 	}
 	return true;

@@ -91,6 +91,11 @@ int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg)
 		       (unsigned long long)b->nofile_limit);
 	b->router.broker = b;
 	b->acceptor.broker = b;
+	/* Everything the threads read is set before they start. */
+	b->memory_limit = sp_sys_memory_limit();
+	b->acceptor.rng = sp_now_ns() | 1;
+	b->acceptor.tokens = cfg->max_accept_rate;
+	b->acceptor.bucket_ns = sp_now_ns();
 	b->router.listen_fd = b->acceptor.listen_fd = -1;
 	b->router.wake_fd = b->acceptor.wake_fd = -1;
 
@@ -113,6 +118,7 @@ int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg)
 			return -rc;
 	if ((rc = pthread_create(&b->acceptor.thread, NULL, sp_acceptor_main, &b->acceptor)) != 0)
 		return -rc;
+	atomic_store(&b->phase, SP_PHASE_RUNNING);
 	sp_log(SP_LOG_INFO, "spoutd started",
 	       "version=%s http=%s pub=%s workers=%u max_conns=%u nofile=%llu queue=%u "
 	       "overflow=%s write_timeout_ms=%u heartbeat_ms=%u",
@@ -123,11 +129,57 @@ int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg)
 	return 0;
 }
 
-static void stop_thread(pthread_t t, _Atomic bool *stop, int wake_fd)
+static void stop_thread(pthread_t *t, _Atomic bool *stop, int wake_fd)
 {
+	if (*t == 0)
+		return;
 	atomic_store_explicit(stop, true, memory_order_release);
 	sp_wake(wake_fd);
-	pthread_join(t, NULL);
+	pthread_join(*t, NULL);
+	*t = 0;
+}
+
+void sp_broker_drain(struct sp_broker *b)
+{
+	atomic_store(&b->phase, SP_PHASE_DRAINING);
+	/* No new connections: a load balancer sees readyz 503 and refused
+	 * connects, and sends clients to other nodes. */
+	stop_thread(&b->acceptor.thread, &b->acceptor.stop, b->acceptor.wake_fd);
+	if (b->acceptor.listen_fd >= 0) {
+		close(b->acceptor.listen_fd);
+		b->acceptor.listen_fd = -1;
+	}
+	atomic_store_explicit(&b->drain_start_ms, sp_now_ms(), memory_order_release);
+	sp_log(SP_LOG_INFO, "draining", "drain_ms=%u open=%u", b->cfg->drain_ms, sp_broker_open(b));
+}
+
+void sp_broker_monitor(struct sp_broker *b, uint64_t now_ms)
+{
+	/* reconnects over the last 10 one-second samples */
+	static uint64_t samples[11];
+	static unsigned n;
+	uint64_t total = 0;
+
+	(void)now_ms;
+	for (unsigned i = 0; i < b->nworkers; i++)
+		total += sp_stat_get(&b->workers[i].stats.reconnects);
+	samples[n % 11] = total;
+	n++;
+	if (n < 2)
+		return;
+	unsigned span = n < 11 ? n - 1 : 10;
+	uint64_t rate = (total - samples[(n - 1 - span) % 11]) / span;
+	sp_stat_set(&b->reconnect_rate, rate);
+	bool storm = b->cfg->storm_threshold != 0 && rate > b->cfg->storm_threshold;
+	if (storm != (sp_stat_get(&b->reconnect_storm) != 0)) {
+		sp_stat_set(&b->reconnect_storm, storm);
+		if (storm)
+			sp_log(SP_LOG_WARN, "reconnect storm", "rate_per_s=%llu threshold=%u",
+			       (unsigned long long)rate, b->cfg->storm_threshold);
+		else
+			sp_log(SP_LOG_INFO, "reconnect storm over", "rate_per_s=%llu",
+			       (unsigned long long)rate);
+	}
 }
 
 static void free_ctl(struct sp_ctl *c)
@@ -162,14 +214,10 @@ void sp_broker_stop(struct sp_broker *b)
 {
 	/* Acceptor first (no new connections), then the workers (they end
 	 * their streams), then the router (publishers). */
-	if (b->acceptor.thread)
-		stop_thread(b->acceptor.thread, &b->acceptor.stop, b->acceptor.wake_fd);
+	stop_thread(&b->acceptor.thread, &b->acceptor.stop, b->acceptor.wake_fd);
 	for (unsigned i = 0; b->workers != NULL && i < b->nworkers; i++)
-		if (b->workers[i].thread)
-			stop_thread(b->workers[i].thread, &b->workers[i].stop,
-				    b->workers[i].wake_fd);
-	if (b->router.thread)
-		stop_thread(b->router.thread, &b->router.stop, b->router.wake_fd);
+		stop_thread(&b->workers[i].thread, &b->workers[i].stop, b->workers[i].wake_fd);
+	stop_thread(&b->router.thread, &b->router.stop, b->router.wake_fd);
 
 	for (unsigned i = 0; b->workers != NULL && i < b->nworkers; i++) {
 		struct sp_worker *w = &b->workers[i];

@@ -1,6 +1,6 @@
 /*
- * main.c - spoutd: parse flags, start the broker, wait for SIGINT/SIGTERM,
- * stop cleanly, exit 0.
+ * main.c - spoutd: parse flags, start the broker, monitor it, drain on
+ * SIGTERM, stop cleanly, exit 0.
  *
  * Signals are blocked in every thread (the mask is inherited) and taken
  * synchronously here with sigwait, so no handler ever runs inside a worker.
@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spout/broker.h"
 #include "spout/config.h"
 #include "spout/ev.h"
 #include "spout/log.h"
+#include "spout/sys.h"
 
 int main(int argc, char **argv)
 {
@@ -52,11 +54,32 @@ int main(int argc, char **argv)
 		sp_broker_stop(&broker);
 		return 1;
 	}
-	do {
-		if (sigwait(&set, &sig) != 0)
-			sig = 0;
-	} while (sig != SIGINT && sig != SIGTERM);
+	/* Main is the monitor: once a second it evaluates the reconnect-storm
+	 * signal, and it waits for the signals that end the process. */
+	struct timespec tick = { .tv_sec = 1 };
+	for (;;) {
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == SIGINT || sig == SIGTERM)
+			break;
+		sp_broker_monitor(&broker, sp_now_ms());
+	}
 	sp_log(SP_LOG_INFO, "shutting down", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	/* SIGTERM drains: streams close spread over --drain-ms so their
+	 * clients reconnect elsewhere without a storm. SIGINT (Ctrl-C), or a
+	 * second signal during the drain, stops at once. */
+	if (sig == SIGTERM && cfg.drain_ms > 0) {
+		sp_broker_drain(&broker);
+		uint64_t end = sp_now_ms() + cfg.drain_ms + 1000;
+		while (sp_broker_open(&broker) > 0 && sp_now_ms() < end) {
+			struct timespec step = { .tv_nsec = 50 * 1000000 };
+			int again = sigtimedwait(&set, NULL, &step);
+			if (again == SIGINT || again == SIGTERM) {
+				sp_log(SP_LOG_INFO, "second signal: stopping now", "open=%u",
+				       sp_broker_open(&broker));
+				break;
+			}
+		}
+	}
 	sp_broker_stop(&broker);
 	sp_log_msg(SP_LOG_INFO, "stopped");
 	return 0;

@@ -9,7 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifdef SP_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
 #include "spout/broker.h"
+#include "spout/hist.h"
 #include "spout/sys.h"
 
 
@@ -43,6 +48,41 @@ static uint64_t max_workers(struct sp_broker *b, size_t off)
 	return m;
 }
 
+/* Process and container pressure, read at scrape time. */
+static void runtime(FILE *f, struct sp_broker *b)
+{
+	uint64_t periods, usec;
+
+	metric(f, "spout_process_resident_bytes", "gauge", "Resident set size.", sp_sys_rss());
+	metric(f, "spout_open_fds", "gauge", "Open file descriptors.", sp_sys_open_fds());
+#ifdef SP_HAVE_JEMALLOC
+	uint64_t epoch = 1;
+	size_t esz = sizeof(epoch), allocated = 0, resident = 0, sz = sizeof(size_t);
+	/* jemalloc's stats are a snapshot refreshed by bumping the epoch. */
+	if (mallctl("epoch", &epoch, &esz, &epoch, esz) == 0 &&
+	    mallctl("stats.allocated", &allocated, &sz, NULL, 0) == 0 &&
+	    mallctl("stats.resident", &resident, &sz, NULL, 0) == 0) {
+		metric(f, "spout_jemalloc_allocated_bytes", "gauge",
+		       "Bytes allocated by the application (jemalloc).", allocated);
+		metric(f, "spout_jemalloc_resident_bytes", "gauge",
+		       "Bytes in physically resident allocator pages (jemalloc).", resident);
+	}
+#endif
+	if (b->memory_limit != 0) {
+		metric(f, "spout_cgroup_memory_limit_bytes", "gauge", "cgroup memory limit.",
+		       b->memory_limit);
+		metric(f, "spout_cgroup_memory_current_bytes", "gauge", "cgroup memory in use.",
+		       sp_sys_memory_current());
+	}
+	if (sp_sys_cpu_throttled(&periods, &usec) == 0) {
+		metric(f, "spout_cgroup_cpu_throttled_periods_total", "counter",
+		       "cgroup CPU periods throttled (cpu.stat nr_throttled).", periods);
+		fprintf(f, "# HELP spout_cgroup_cpu_throttled_seconds_total Time throttled (cpu.stat).\n"
+			   "# TYPE spout_cgroup_cpu_throttled_seconds_total counter\n"
+			   "spout_cgroup_cpu_throttled_seconds_total %.6f\n", (double)usec / 1e6);
+	}
+}
+
 char *sp_metrics_render(struct sp_broker *b, size_t *len)
 {
 	char *buf = NULL;
@@ -60,9 +100,13 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 	fprintf(f, "# HELP spout_connections_rejected_total Connections answered 503 by the acceptor.\n"
 		   "# TYPE spout_connections_rejected_total counter\n"
 		   "spout_connections_rejected_total{reason=\"max_conns\"} %llu\n"
-		   "spout_connections_rejected_total{reason=\"queue_full\"} %llu\n",
+		   "spout_connections_rejected_total{reason=\"queue_full\"} %llu\n"
+		   "spout_connections_rejected_total{reason=\"accept_rate\"} %llu\n"
+		   "spout_connections_rejected_total{reason=\"memory\"} %llu\n",
 		(unsigned long long)sp_stat_get(&a->rejected_max_conns),
-		(unsigned long long)sp_stat_get(&a->rejected_queue_full));
+		(unsigned long long)sp_stat_get(&a->rejected_queue_full),
+		(unsigned long long)sp_stat_get(&a->rejected_accept_rate),
+		(unsigned long long)sp_stat_get(&a->rejected_memory));
 	metric(f, "spout_accept_errors_total", "counter", "accept4() failures (EMFILE etc.).",
 	       sp_stat_get(&a->accept_errors));
 	metric(f, "spout_requests_total", "counter", "HTTP request heads parsed.", SUM(requests));
@@ -103,10 +147,29 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 		   "spout_connections_closed_total{reason=\"error\"} %llu\n"
 		   "spout_connections_closed_total{reason=\"overflow\"} %llu\n"
 		   "spout_connections_closed_total{reason=\"write_timeout\"} %llu\n"
-		   "spout_connections_closed_total{reason=\"shutdown\"} %llu\n",
+		   "spout_connections_closed_total{reason=\"shutdown\"} %llu\n"
+		   "spout_connections_closed_total{reason=\"drain\"} %llu\n"
+		   "spout_connections_closed_total{reason=\"bad_request\"} %llu\n"
+		   "spout_connections_closed_total{reason=\"max_conns\"} %llu\n",
 		(unsigned long long)SUM(closed_client), (unsigned long long)SUM(closed_error),
 		(unsigned long long)SUM(shed_overflow), (unsigned long long)SUM(shed_write_timeout),
-		(unsigned long long)SUM(closed_shutdown));
+		(unsigned long long)SUM(closed_shutdown), (unsigned long long)SUM(closed_drain),
+		(unsigned long long)SUM(closed_bad_request),
+		(unsigned long long)sp_stat_get(&a->rejected_max_conns));
+	metric(f, "spout_reconnects_total", "counter",
+	       "Stream requests carrying Last-Event-ID (header or lastEventId).", SUM(reconnects));
+	metric(f, "spout_reconnect_rate", "gauge",
+	       "Reconnects per second over the last 10 s.", sp_stat_get(&b->reconnect_rate));
+	metric(f, "spout_reconnect_storm", "gauge",
+	       "1 while the reconnect rate is above --storm-threshold.",
+	       sp_stat_get(&b->reconnect_storm));
+	int phase = atomic_load_explicit(&b->phase, memory_order_relaxed);
+	metric(f, "spout_ready", "gauge", "1 while /readyz answers 200.", phase == SP_PHASE_RUNNING);
+	metric(f, "spout_draining", "gauge", "1 after SIGTERM, while streams are being closed.",
+	       phase == SP_PHASE_DRAINING);
+	metric(f, "spout_log_lines_suppressed_total", "counter",
+	       "Shed log lines held back by the 10/s per worker limit.",
+	       SUM(sheds_logged_suppressed));
 	metric(f, "spout_header_timeouts_total", "counter",
 	       "Requests closed with 408 for a slow head.", SUM(header_timeouts));
 	metric(f, "spout_heartbeats_total", "counter", "Heartbeat comments sent.", SUM(heartbeats));
@@ -154,6 +217,22 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 	for (unsigned i = 0; i < b->nworkers; i++)
 		fprintf(f, "spout_worker_connections{worker=\"%u\"} %llu\n", i,
 			(unsigned long long)sp_stat_get(&b->workers[i].stats.conns_open));
+	struct sp_hist *lat[SP_WORKERS_MAX];
+	for (unsigned i = 0; i < b->nworkers; i++)
+		lat[i] = &b->workers[i].lat_delivery;
+	sp_hist_render(f, "spout_delivery_latency_seconds",
+		       "Publish received by the router to frame fully written, live events.",
+		       lat, b->nworkers);
+	for (unsigned i = 0; i < b->nworkers; i++)
+		lat[i] = &b->workers[i].lat_queue;
+	sp_hist_render(f, "spout_queue_wait_seconds",
+		       "Router push to worker pop, per frame per worker.", lat, b->nworkers);
+	for (unsigned i = 0; i < b->nworkers; i++)
+		lat[i] = &b->workers[i].lat_loop;
+	sp_hist_render(f, "spout_worker_loop_seconds",
+		       "Worker loop lag: readiness returned to all of it handled, per round.",
+		       lat, b->nworkers);
+	runtime(f, b);
 	metric(f, "spout_workers", "gauge", "Worker threads.", b->nworkers);
 	metric(f, "spout_open_files_limit", "gauge", "RLIMIT_NOFILE in force.", b->nofile_limit);
 	fprintf(f, "# HELP spout_uptime_seconds Seconds since start.\n"

@@ -40,6 +40,7 @@ struct sp_wref *sp_wref_get(struct sp_wref_pool *p, struct sp_frame *frame,
 	w->frame = frame;
 	w->refs = refs;
 	w->pinned = false;
+	w->replayed = false;
 	w->next = NULL;
 	return w;
 }
@@ -184,7 +185,7 @@ int sp_outq_iov(const struct sp_outq *q, bool chunked, struct iovec *iov, int ma
 }
 
 uint32_t sp_outq_consume(struct sp_outq *q, struct sp_wref_pool *pool, size_t n,
-			 bool chunked)
+			 bool chunked, struct sp_hist *lat, uint64_t now_ns)
 {
 	uint32_t done = 0;
 
@@ -200,8 +201,11 @@ uint32_t sp_outq_consume(struct sp_outq *q, struct sp_wref_pool *pool, size_t n,
 		q->head_off = 0;
 		q->head = (q->head + 1) & (q->cap - 1);
 		q->count--;
-		if (w->frame->id != 0)
+		if (w->frame->id != 0 && !w->replayed) {
 			done++;
+			if (lat != NULL)
+				sp_hist_add(lat, now_ns - w->frame->born_ns);
+		}
 		sp_wref_put(pool, w);
 	}
 	return done;

@@ -1,7 +1,11 @@
 /*
  * sys.c - CPU and file-descriptor limits of this process. Any thread.
  */
+#include <dirent.h>
+#include <stdbool.h>
+#include <errno.h>
 #include <sched.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,4 +77,89 @@ uint64_t sp_sys_raise_nofile(void)
 			getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	return (uint64_t)rl.rlim_cur;
+}
+
+/* First number in a one-line file, or 0 (also for "max"). */
+static uint64_t read_u64(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	unsigned long long v = 0;
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+uint64_t sp_sys_memory_limit(void)
+{
+	uint64_t v = read_u64("/sys/fs/cgroup/memory.max");
+
+	if (v == 0) {
+		v = read_u64("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+		if (v >= (1ull << 62))   /* v1 "unlimited" is a huge number */
+			v = 0;
+	}
+	return v;
+}
+
+uint64_t sp_sys_memory_current(void)
+{
+	uint64_t v = read_u64("/sys/fs/cgroup/memory.current");
+
+	return v ? v : read_u64("/sys/fs/cgroup/memory/memory.usage_in_bytes");
+}
+
+uint64_t sp_sys_rss(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long long size, res = 0;
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%llu %llu", &size, &res) != 2)
+		res = 0;
+	fclose(f);
+	return res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+uint64_t sp_sys_open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	uint64_t n = 0;
+
+	if (d == NULL)
+		return 0;
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n > 3 ? n - 3 : 0;   /* ".", ".." and the DIR's own fd */
+}
+
+int sp_sys_cpu_throttled(uint64_t *periods, uint64_t *usec)
+{
+	FILE *f = fopen("/sys/fs/cgroup/cpu.stat", "r");
+	bool v1 = false;
+	char key[64];
+	unsigned long long val;
+
+	if (f == NULL) {
+		f = fopen("/sys/fs/cgroup/cpu/cpu.stat", "r");
+		v1 = true;
+	}
+	if (f == NULL)
+		return -ENOENT;
+	*periods = *usec = 0;
+	while (fscanf(f, "%63s %llu", key, &val) == 2) {
+		if (strcmp(key, "nr_throttled") == 0)
+			*periods = val;
+		else if (!v1 && strcmp(key, "throttled_usec") == 0)
+			*usec = val;
+		else if (v1 && strcmp(key, "throttled_time") == 0)
+			*usec = val / 1000;
+	}
+	fclose(f);
+	return 0;
 }

@@ -51,6 +51,30 @@ void conn_want_flush(struct sp_worker *w, struct conn *c)
 	}
 }
 
+/* One line per shed connection, at most 10 per second per worker: a storm
+ * of sheds must not become a storm of log lines. What was held back is
+ * counted and reported in the next second's first line. */
+static void log_shed(struct sp_worker *w, struct conn *c, enum close_reason why)
+{
+	struct sp_worker_local *L = w->local;
+	uint64_t second = L->now_ms / 1000;
+
+	if (second != L->log_window_ms) {
+		L->log_window_ms = second;
+		L->log_lines = 0;
+	}
+	if (L->log_lines >= 10) {
+		L->log_suppressed++;
+		sp_stat_add(&w->stats.sheds_logged_suppressed, 1);
+		return;
+	}
+	L->log_lines++;
+	sp_log(SP_LOG_INFO, "shed slow consumer", "worker=%u fd=%d reason=%s queued=%u suppressed=%u",
+	       w->id, c->fd, why == CLOSE_OVERFLOW ? "overflow" : "write_timeout", c->q.count,
+	       L->log_suppressed);
+	L->log_suppressed = 0;
+}
+
 void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why)
 {
 	struct sp_worker_stats *st = &w->stats;
@@ -67,8 +91,13 @@ void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why)
 		sp_stat_add(&st->drops_write_timeout, c->q.count);
 		break;
 	case CLOSE_SHUTDOWN: sp_stat_add(&st->closed_shutdown, 1); break;
-	case CLOSE_DONE: break;
+	case CLOSE_DONE:
+		if (c->bad_request)
+			sp_stat_add(&st->closed_bad_request, 1);
+		break;
 	}
+	if (why == CLOSE_OVERFLOW || why == CLOSE_WRITE_TIMEOUT)
+		log_shed(w, c, why);
 	c->state = CS_CLOSING;
 	sp_list_del(&c->timer_link);
 	sp_list_del(&c->blocked_link);
@@ -112,6 +141,7 @@ int conn_queue_response(struct sp_worker *w, struct conn *c, struct sp_frame *f)
 		sp_frame_release(f);
 		return -ENOMEM;
 	}
+	wr->replayed = true;   /* responses and replays: not live deliveries */
 	if (sp_outq_push(&c->q, &L->pool, wr, c->chunked, &L->lim_response, &none) != 0) {
 		sp_wref_put(&L->pool, wr);
 		return -ENOMEM;
@@ -165,7 +195,8 @@ void conn_flush(struct sp_worker *w, struct conn *c)
 			return;
 		}
 		written += (size_t)k;
-		uint32_t events = sp_outq_consume(&c->q, &L->pool, (size_t)k, c->chunked);
+		uint32_t events = sp_outq_consume(&c->q, &L->pool, (size_t)k, c->chunked,
+						  &w->lat_delivery, sp_now_ns());
 		sp_stat_add(&w->stats.deliveries, events);
 		sp_stat_add(&w->stats.bytes_out, (uint64_t)k);
 		if (c->blocked) {
@@ -300,10 +331,13 @@ static bool drain_frames(struct sp_worker *w)
 	for (int i = 0; i < FRAME_BUDGET; i++) {
 		if (!sp_ring_pop_consumer(&w->frame_ring, &v))
 			return false;
-		if (v & SP_RING_TAG_CTL)
+		if (v & SP_RING_TAG_CTL) {
 			sub_on_ack(w, (struct sp_ctl *)(v & ~SP_RING_TAG_CTL));
-		else
-			sub_on_frame(w, (struct sp_frame *)v);
+		} else {
+			struct sp_frame *f = (struct sp_frame *)v;
+			sp_hist_add(&w->lat_queue, sp_now_ns() - f->born_ns);
+			sub_on_frame(w, f);
+		}
 	}
 	return true;
 }
@@ -344,8 +378,6 @@ static void run_timers(struct sp_worker *w)
 		struct conn *c = sp_container_of(it, struct conn, blocked_link);
 		if (c->progress_ms + cfg->write_timeout_ms > now)
 			break;
-		sp_log(SP_LOG_INFO, "shed slow consumer", "fd=%d reason=write_timeout queued=%u",
-		       c->fd, c->q.count);
 		conn_close(w, c, CLOSE_WRITE_TIMEOUT);
 	}
 	while ((it = sp_list_first(&L->idle)) != NULL) {
@@ -362,6 +394,35 @@ static void run_timers(struct sp_worker *w)
 			conn_want_flush(w, c);
 			sp_stat_add(&w->stats.heartbeats, 1);
 		}
+	}
+}
+
+/* SIGTERM drain: end this worker's streams spread evenly over --drain-ms
+ * (the share due by now, oldest-written first), so their clients come back
+ * to other nodes a few at a time instead of all at once. Requests still in
+ * progress get 503. */
+static void drain_step(struct sp_worker *w, uint64_t start_ms)
+{
+	struct sp_worker_local *L = w->local;
+	uint64_t drain_ms = w->broker->cfg->drain_ms;
+	struct sp_list *it;
+
+	if (!L->draining) {
+		L->draining = true;
+		for (it = L->all.next; it != &L->all; it = it->next) {
+			struct conn *c = sp_container_of(it, struct conn, all_link);
+			if (c->state == CS_STREAMING)
+				L->drain_total++;
+		}
+	}
+	while ((it = sp_list_first(&L->reading)) != NULL)
+		http_fail(w, sp_container_of(it, struct conn, timer_link), 503, "draining");
+	uint64_t elapsed = L->now_ms > start_ms ? L->now_ms - start_ms : 0;
+	uint64_t due = elapsed >= drain_ms ? UINT32_MAX
+					   : (uint64_t)L->drain_total * elapsed / drain_ms;
+	while (L->drain_done < due && (it = sp_list_first(&L->idle)) != NULL) {
+		http_end_stream(w, sp_container_of(it, struct conn, timer_link));
+		L->drain_done++;
 	}
 }
 
@@ -479,7 +540,8 @@ void *sp_worker_main(void *arg)
 		int n = sp_ev_wait(&L->ev, evs, 256, timeout);
 		sp_ring_wake_consumer(&w->frame_ring);
 		sp_ring_wake_consumer(&w->accept_ring);
-		L->now_ms = sp_now_ms();
+		uint64_t round_ns = sp_now_ns();
+		L->now_ms = round_ns / 1000000u;
 		for (int i = 0; i < n; i++) {
 			if (evs[i].ptr == &wake_tag) {
 				uint64_t v;
@@ -503,8 +565,13 @@ void *sp_worker_main(void *arg)
 		flush_pending(w);
 		sub_flush_ctl(w);
 		run_timers(w);
+		uint64_t drain_start = atomic_load_explicit(&w->broker->drain_start_ms,
+							    memory_order_acquire);
+		if (drain_start != 0)
+			drain_step(w, drain_start);
 		sp_stat_set(&w->stats.queue_depth_hwm, L->queue_depth_max);
 		reap(w);
+		sp_hist_add(&w->lat_loop, sp_now_ns() - round_ns);
 	}
 	worker_shutdown(w);
 	worker_teardown(w);

@@ -5,6 +5,7 @@
  *   GET  /events/<topic>, /events?topic=a&topic=b   SSE stream
  *   OPTIONS /events...                              CORS preflight
  *   GET  /healthz                                   liveness
+ *   GET  /readyz                                    readiness (503 draining)
  *   GET  /metrics                                   Prometheus text
  *
  * Every answer other than a stream closes the connection after it is
@@ -80,25 +81,51 @@ void http_fail(struct sp_worker *w, struct conn *c, int status, const char *reas
 	int n = snprintf(body, sizeof(body), "%s\n", reason);
 
 	sp_stat_add(&w->stats.bad_requests, 1);
+	c->bad_request = true;
 	respond(w, c, status, NULL, NULL, body, (size_t)n, false);
 }
 
 /* The first body bytes: a comment, so buffering intermediaries pass the
  * head on at once, and the reconnection delay with up to 50% jitter per
  * connection, so clients cut off together do not come back together. */
-static int stream_preamble(struct sp_worker *w, char *out, size_t cap)
+static uint32_t jittered_retry(struct sp_worker *w)
 {
 	uint32_t retry = w->broker->cfg->retry_ms;
-
-	if (retry == 0)
-		return snprintf(out, cap, ":ok\n\n");
 	uint64_t x = w->local->rng;   /* xorshift64 */
+
 	x ^= x << 13;
 	x ^= x >> 7;
 	x ^= x << 17;
 	w->local->rng = x;
-	retry += (uint32_t)(x % ((uint64_t)retry / 2 + 1));
-	return snprintf(out, cap, ":ok\nretry: %u\n\n", retry);
+	return retry + (uint32_t)(x % ((uint64_t)retry / 2 + 1));
+}
+
+static int stream_preamble(struct sp_worker *w, char *out, size_t cap)
+{
+	if (w->broker->cfg->retry_ms == 0)
+		return snprintf(out, cap, ":ok\n\n");
+	return snprintf(out, cap, ":ok\nretry: %u\n\n", jittered_retry(w));
+}
+
+void http_end_stream(struct sp_worker *w, struct conn *c)
+{
+	char body[64];
+	/* The client should come back (to another node), not stay away. */
+	uint32_t retry = w->broker->cfg->retry_ms ? jittered_retry(w) : 1000;
+	int n = snprintf(body, sizeof(body), ":drain\nretry: %u\n\n", retry);
+	struct sp_frame *f = sp_frame_new_chunk(body, (size_t)n);
+	struct sp_frame *end = c->chunked ? sp_frame_new_raw("0\r\n\r\n", 5) : NULL;
+
+	sp_list_del(&c->timer_link);
+	c->state = CS_RESPONDING;      /* closes once this is written */
+	if (f == NULL || conn_queue_response(w, c, f) != 0 ||
+	    (c->chunked && (end == NULL || conn_queue_response(w, c, end) != 0))) {
+		if (end != NULL && f == NULL)
+			sp_frame_release(end);
+		conn_close(w, c, CLOSE_ERROR);
+		return;
+	}
+	sp_stat_add(&w->stats.closed_drain, 1);
 }
 
 static const char *gap_reason(int gap)
@@ -267,7 +294,10 @@ static void on_events(struct sp_worker *w, struct conn *c, const struct sp_http_
 		return;
 	}
 	uint64_t after;
-	switch (last_event_id(req, &after)) {
+	int has_id = last_event_id(req, &after);
+	if (has_id != 0)
+		sp_stat_add(&w->stats.reconnects, 1);
+	switch (has_id) {
 	case 1:
 		c->resume_after = after;
 		if (sub_request_replay(w, c, after) != 0) {
@@ -307,6 +337,25 @@ static void on_simple(struct sp_worker *w, struct conn *c, const struct sp_http_
 	free(body);
 }
 
+/* For load balancers: 200 only while the broker takes new streams. */
+static void on_ready(struct sp_worker *w, struct conn *c, const struct sp_http_req *req)
+{
+	bool head = req->method == SP_HTTP_HEAD;
+	int phase = atomic_load_explicit(&w->broker->phase, memory_order_relaxed);
+
+	if (req->method != SP_HTTP_GET && !head) {
+		sp_stat_add(&w->stats.bad_requests, 1);
+		respond(w, c, 405, NULL, "Allow: GET, HEAD\r\n", "method not allowed\n", 19, false);
+		return;
+	}
+	if (phase == SP_PHASE_RUNNING)
+		respond(w, c, 200, NULL, NULL, "ready\n", 6, head);
+	else if (phase == SP_PHASE_DRAINING)
+		respond(w, c, 503, NULL, "Retry-After: 1\r\n", "draining\n", 9, head);
+	else
+		respond(w, c, 503, NULL, "Retry-After: 1\r\n", "starting\n", 9, head);
+}
+
 void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t len)
 {
 	struct sp_http_req req;
@@ -322,6 +371,8 @@ void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t l
 		on_events(w, c, &req);
 	else if (path_is(&req, "/healthz"))
 		on_simple(w, c, &req, false);
+	else if (path_is(&req, "/readyz"))
+		on_ready(w, c, &req);
 	else if (path_is(&req, "/metrics"))
 		on_simple(w, c, &req, true);
 	else

@@ -68,6 +68,7 @@ struct conn {
 	bool chunked;            /* HTTP/1.1 stream: chunked transfer-coding */
 	bool blocked;            /* write hit EAGAIN; wait for writable */
 	bool want_flush;         /* on the pending list */
+	bool bad_request;        /* answered with an error status */
 	uint16_t nsubs;
 	uint16_t nwaiting;       /* acks (and a replay answer) still to come */
 	bool replay_inflight;    /* a REPLAY is with the router: see conn_free */
@@ -101,6 +102,12 @@ struct sp_worker_local {
 	struct sp_list all;          /* every open connection */
 	struct sp_list zombies;      /* closed, but a REPLAY answer is still due */
 	uint64_t rng;                /* xorshift state for retry jitter */
+	uint64_t log_window_ms;      /* shed log rate limit: current second */
+	uint32_t log_lines;          /* ... lines written in it */
+	uint32_t log_suppressed;     /* ... lines held back in it */
+	bool draining;               /* saw broker->drain_start_ms */
+	uint32_t drain_total;        /* streams open when the drain began */
+	uint32_t drain_done;         /* ... of which ended so far */
 	struct conn *close_list;
 	struct sp_ctl *ctl_free;     /* recycled ctl messages */
 	struct sp_ctl *backlog, *backlog_tail; /* ctls waiting for ctl-ring room */
@@ -126,6 +133,8 @@ int conn_queue_response(struct sp_worker *w, struct conn *c, struct sp_frame *f)
 void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t len);
 void http_fail(struct sp_worker *w, struct conn *c, int status, const char *reason);
 void http_start_stream(struct sp_worker *w, struct conn *c);
+/* Drain: tell a stream a jittered retry:, end it cleanly, close it. */
+void http_end_stream(struct sp_worker *w, struct conn *c);
 
 /* worker_sub.c */
 int sub_subscribe(struct sp_worker *w, struct conn *c, const struct sp_http_topics *t);

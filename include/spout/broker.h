@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "spout/config.h"
+#include "spout/hist.h"
 #include "spout/ring.h"
 #include "spout/stats.h"
 #include "spout/topic.h"
@@ -103,6 +104,10 @@ struct sp_worker_stats {
 	sp_counter write_eagain;
 	sp_counter ctl_backlog;       /* sub/unsub that waited for ctl-ring room */
 	sp_counter queue_depth_hwm;   /* deepest out-queue seen (high-water mark) */
+	sp_counter reconnects;        /* stream requests carrying Last-Event-ID */
+	sp_counter closed_bad_request;
+	sp_counter closed_drain;
+	sp_counter sheds_logged_suppressed; /* shed log lines over the rate limit */
 };
 
 struct sp_router_stats {
@@ -128,8 +133,13 @@ struct sp_acceptor_stats {
 	sp_counter accepted;
 	sp_counter rejected_max_conns;
 	sp_counter rejected_queue_full;
+	sp_counter rejected_accept_rate;
+	sp_counter rejected_memory;
 	sp_counter accept_errors;
 };
+
+/* Lifecycle, for /readyz: 503 unless RUNNING. */
+enum sp_phase { SP_PHASE_STARTING = 0, SP_PHASE_RUNNING, SP_PHASE_DRAINING };
 
 struct sp_broker;
 struct sp_worker_local;   /* worker.c */
@@ -145,6 +155,9 @@ struct sp_worker {
 	struct sp_ring frame_ring;    /* router -> worker */
 	struct sp_ring ctl_ring;      /* worker -> router */
 	struct sp_worker_stats stats;
+	struct sp_hist lat_delivery;  /* publish -> fully written, live events */
+	struct sp_hist lat_queue;     /* router push -> worker pop */
+	struct sp_hist lat_loop;      /* epoll return -> round handled */
 	struct sp_worker_local *local;/* the worker thread's private state */
 };
 
@@ -168,6 +181,11 @@ struct sp_acceptor {
 	_Atomic bool stop;
 	unsigned next;                /* round-robin tie-break */
 	bool starved;                 /* EMFILE: retry accept on a timer */
+	double tokens;                /* --max-accept-rate bucket */
+	uint64_t bucket_ns;
+	uint64_t rng;                 /* Retry-After jitter */
+	uint64_t mem_checked_ns;      /* memory guard, re-read every 100 ms */
+	bool mem_high;
 	struct sp_acceptor_stats stats;
 };
 
@@ -178,6 +196,14 @@ struct sp_broker {
 	uint64_t nofile_limit;
 	uint64_t started_ns;
 	_Atomic uint32_t open_conns;  /* acceptor adds, workers subtract */
+	_Atomic int phase;            /* enum sp_phase; main writes */
+	/* CLOCK_MONOTONIC ms when draining began, 0 before: main writes once,
+	 * workers read it each loop round and close their streams spread
+	 * over --drain-ms from then on. */
+	_Atomic uint64_t drain_start_ms;
+	uint64_t memory_limit;        /* cgroup memory.max, 0 = none */
+	sp_counter reconnect_storm;   /* gauge 0/1, main thread's monitor */
+	sp_counter reconnect_rate;    /* gauge: reconnects/s over 10 s */
 	struct sp_worker *workers;
 	struct sp_router router;
 	struct sp_acceptor acceptor;
@@ -186,6 +212,16 @@ struct sp_broker {
 /* Create the listeners, rings and threads. Returns 0 or -errno after
  * logging why. Main thread. */
 int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg);
+/* Begin a graceful drain: readyz answers 503, the acceptor stops, workers
+ * close their streams spread over --drain-ms. Returns at once. Main thread. */
+void sp_broker_drain(struct sp_broker *b);
+/* Connections still open. Any thread. */
+static inline uint32_t sp_broker_open(struct sp_broker *b)
+{
+	return atomic_load_explicit(&b->open_conns, memory_order_relaxed);
+}
+/* Once a second from main: reconnect-storm signal (gauge + log line). */
+void sp_broker_monitor(struct sp_broker *b, uint64_t now_ms);
 /* Stop accepting, close every stream cleanly, join and free. Main thread. */
 void sp_broker_stop(struct sp_broker *b);
 

@@ -62,6 +62,10 @@ struct sp_config {
 	uint32_t history_ttl_s;
 	uint64_t history_bytes;
 	uint32_t retry_ms;
+	uint32_t drain_ms;
+	uint32_t max_accept_rate;
+	uint32_t storm_threshold;
+	uint32_t memory_high_pct;
 	char cors_origin[256];      /* "" = no CORS headers */
 	enum sp_log_level log_level;
 	enum sp_ev_backend io;      /* readiness backend (--io) */

@@ -27,11 +27,13 @@
 
 #include "spout/config.h"
 #include "spout/frame.h"
+#include "spout/hist.h"
 
 struct sp_wref {
 	struct sp_frame *frame;
 	uint32_t refs;         /* local connections holding it */
 	bool pinned;           /* never recycled (the heartbeat) */
+	bool replayed;         /* history replay: not a live delivery */
 	struct sp_wref *next;  /* freelist link */
 };
 
@@ -93,10 +95,12 @@ int sp_outq_push(struct sp_outq *q, struct sp_wref_pool *pool, struct sp_wref *w
 int sp_outq_iov(const struct sp_outq *q, bool chunked, struct iovec *iov, int max);
 
 /* Account <n> written bytes: complete entries are popped and released.
- * Returns the number of completed entries that were events (frame id != 0),
- * i.e. deliveries; heartbeats and HTTP responses do not count. */
+ * Returns the number of completed live deliveries: event frames (id != 0)
+ * not replayed from history; heartbeats and HTTP responses do not count.
+ * For each, if <lat> is not NULL, records <now_ns> minus the frame's birth
+ * (publish to fully written) in <lat>. */
 uint32_t sp_outq_consume(struct sp_outq *q, struct sp_wref_pool *pool, size_t n,
-			 bool chunked);
+			 bool chunked, struct sp_hist *lat, uint64_t now_ns);
 
 /* Release every entry and the slot array; leaves an all-zero queue. */
 void sp_outq_clear(struct sp_outq *q, struct sp_wref_pool *pool);

@@ -160,8 +160,12 @@ class Broker:
             self.pub_port = free_port()
         # SPOUTD_ARGS (e.g. "--io uring") is added to every broker; the
         # test's own flags come last and win.
+        # Tests stop brokers with SIGTERM; unless a test is about draining
+        # (it passes --drain-ms or SPOUT_DRAIN_MS itself), stop at once.
+        drain = [] if ("--drain-ms" in self.flags or "SPOUT_DRAIN_MS" in (self.env or {})) \
+            else ["--drain-ms", "0"]
         argv = [spoutd_path(), "--http", "127.0.0.1:%d" % self.http_port,
-                "--pub", "127.0.0.1:%d" % self.pub_port] + \
+                "--pub", "127.0.0.1:%d" % self.pub_port] + drain + \
             os.environ.get("SPOUTD_ARGS", "").split() + self.flags
         env = dict(os.environ)
         for k in list(env):

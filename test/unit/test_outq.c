@@ -72,7 +72,7 @@ Test(outq, fifo_and_identity_view)
 	cr_assert_eq(n, 15);
 	cr_assert(memcmp(out, "aaabbbcccdddeee", 15) == 0);
 	cr_assert_eq(q.bytes, 15);
-	cr_assert_eq(sp_outq_consume(&q, &pool, 15, false), 5);
+	cr_assert_eq(sp_outq_consume(&q, &pool, 15, false, NULL, 0), 5);
 	cr_assert_eq(q.count, 0);
 	cr_assert_eq(q.bytes, 0);
 	sp_outq_clear(&q, &pool);
@@ -87,13 +87,13 @@ Test(outq, partial_write_resumes_mid_frame)
 	sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe('y', 10, 2), 1), true, &l, &dropped);
 	/* chunked: "a\r\n" + 10 + "\r\n" = 15 bytes each */
 	cr_assert_eq(q.bytes, 30);
-	cr_assert_eq(sp_outq_consume(&q, &pool, 7, true), 0);
+	cr_assert_eq(sp_outq_consume(&q, &pool, 7, true, NULL, 0), 0);
 	cr_assert_eq(q.head_off, 7);
 	char out[64];
 	size_t n = gather(&q, true, out, sizeof(out));
 	cr_assert_eq(n, 23);
 	cr_assert(memcmp(out, "xxxxxx\r\na\r\nyyyyyyyyyy\r\n", 23) == 0);
-	cr_assert_eq(sp_outq_consume(&q, &pool, 8, true), 1);
+	cr_assert_eq(sp_outq_consume(&q, &pool, 8, true, NULL, 0), 1);
 	cr_assert_eq(q.head_off, 0);
 	cr_assert_eq(q.count, 1);
 	sp_outq_clear(&q, &pool);
@@ -161,7 +161,7 @@ Test(outq, drop_oldest_never_drops_a_half_written_head)
 	struct sp_outq_drops dropped = { 0 };
 	for (int i = 0; i < 3; i++)
 		sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe((char)('a' + i), 4, (uint64_t)i + 1), 1), false, &l, &dropped);
-	sp_outq_consume(&q, &pool, 2, false);   /* "aa" of "aaaa" went out */
+	sp_outq_consume(&q, &pool, 2, false, NULL, 0);   /* "aa" of "aaaa" went out */
 	for (int i = 0; i < 3; i++)
 		sp_outq_push(&q, &pool, sp_wref_get(&pool, mkframe((char)('x' + i), 4, (uint64_t)i + 10), 1), false, &l, &dropped);
 	cr_assert_eq(dropped.oldest, 3);
@@ -202,7 +202,7 @@ Test(outq, queue_grows_across_wrap)
 			struct iovec iov[1];
 			cr_assert_eq(sp_outq_iov(&q, false, iov, 1), 1);
 			cr_assert_eq(q.slot[q.head]->frame->id, next_out++);
-			sp_outq_consume(&q, &pool, 1, false);
+			sp_outq_consume(&q, &pool, 1, false, NULL, 0);
 		}
 	}
 	cr_assert_eq(q.count, 100);
@@ -221,13 +221,13 @@ Test(outq, shared_wref_frees_frame_after_last_connection)
 	sp_outq_push(&a, &pool, w, false, &l, &dropped);
 	sp_outq_push(&b, &pool, w, false, &l, &dropped);
 	sp_outq_push(&c, &pool, w, false, &l, &dropped);
-	cr_assert_eq(sp_outq_consume(&a, &pool, 5, false), 1);
+	cr_assert_eq(sp_outq_consume(&a, &pool, 5, false, NULL, 0), 1);
 	cr_assert_eq(w->refs, 2);
 	sp_outq_clear(&b, &pool);
 	cr_assert_eq(w->refs, 1);
 	char out[8];
 	cr_assert_eq(gather(&c, false, out, sizeof(out)), 5);
-	cr_assert_eq(sp_outq_consume(&c, &pool, 5, false), 1);
+	cr_assert_eq(sp_outq_consume(&c, &pool, 5, false, NULL, 0), 1);
 	/* the wref went back to the pool: next get returns it */
 	cr_assert_eq(sp_wref_get(&pool, mkframe('q', 1, 2), 1), w);
 	sp_wref_put(&pool, w);
@@ -244,7 +244,7 @@ Test(outq, pinned_wref_is_never_recycled)
 	struct sp_outq_drops dropped = { 0 };
 	for (int i = 0; i < 3; i++) {
 		sp_outq_push(&q, &pool, &hb, true, &l, &dropped);
-		cr_assert_eq(sp_outq_consume(&q, &pool, hb.frame->len, true), 0, "heartbeats are not deliveries");
+		cr_assert_eq(sp_outq_consume(&q, &pool, hb.frame->len, true, NULL, 0), 0, "heartbeats are not deliveries");
 	}
 	cr_assert_eq(hb.refs, 1);
 	sp_frame_destroy(hb.frame);
@@ -293,7 +293,7 @@ Test(outq, latest_never_replaces_a_half_written_head)
 	struct sp_outq_limits l = lim(100, 1 << 20, SP_OVERFLOW_LATEST);
 	struct sp_outq_drops dropped = { 0 };
 	sp_outq_push(&q, &pool, sp_wref_get(&pool, topic_frame("k", 1), 1), false, &l, &dropped);
-	sp_outq_consume(&q, &pool, 3, false);
+	sp_outq_consume(&q, &pool, 3, false, NULL, 0);
 	sp_outq_push(&q, &pool, sp_wref_get(&pool, topic_frame("k", 2), 1), false, &l, &dropped);
 	cr_assert_eq(dropped.conflated, 0);
 	cr_assert_eq(q.count, 2);
@@ -315,5 +315,25 @@ Test(outq, latest_past_the_bound_drops_oldest)
 					  false, &l, &dropped), 0, "latest never disconnects");
 	cr_assert_eq(dropped.oldest, 1);
 	cr_assert_eq(q.count, 2);
+	sp_outq_clear(&q, &pool);
+}
+
+Test(outq, consume_records_live_latency_only)
+{
+	static struct sp_hist lat;
+	struct sp_outq q = { 0 };
+	struct sp_outq_limits l = lim(8, 1 << 20, SP_OVERFLOW_DISCONNECT);
+	struct sp_outq_drops dropped = { 0 };
+	struct sp_frame *live = mkframe('a', 2, 1), *old = mkframe('b', 2, 2);
+	live->born_ns = 1000;
+	old->born_ns = 10;
+	struct sp_wref *wl = sp_wref_get(&pool, live, 1), *wo = sp_wref_get(&pool, old, 1);
+	wo->replayed = true;
+	sp_outq_push(&q, &pool, wl, false, &l, &dropped);
+	sp_outq_push(&q, &pool, wo, false, &l, &dropped);
+	cr_assert_eq(sp_outq_consume(&q, &pool, 4, false, &lat, 1000 + 5000), 1,
+		     "the replayed frame is not a live delivery");
+	cr_assert_eq(sp_stat_get(&lat.count), 1);
+	cr_assert_eq(sp_stat_get(&lat.sum_ns), 5000);
 	sp_outq_clear(&q, &pool);
 }

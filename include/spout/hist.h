@@ -1,0 +1,55 @@
+/*
+ * hist.h - latency histograms cheap enough for the delivery path.
+ *
+ * Buckets are powers of two of nanoseconds from 1.024 us (2^10 ns) to about
+ * 34 s (2^35 ns): the bucket of a value is one count-leading-zeros away, no
+ * search. Prometheus renders them as cumulative `le` buckets in seconds.
+ *
+ * Threading: one owner thread records (relaxed single-writer counters, see
+ * stats.h); /metrics sums every owner's histogram on scrape.
+ */
+#ifndef SPOUT_HIST_H
+#define SPOUT_HIST_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "spout/stats.h"
+
+#define SP_HIST_MIN_SHIFT 10          /* first bound: 2^10 ns */
+#define SP_HIST_BUCKETS 27            /* ... to 2^35 ns, then +Inf */
+
+struct sp_hist {
+	sp_counter bucket[SP_HIST_BUCKETS]; /* bucket[i]: value < 2^(10+i) ns */
+	sp_counter inf;                     /* larger than the last bound */
+	sp_counter count;
+	sp_counter sum_ns;
+};
+
+/* Record one value (owner thread). */
+static inline void sp_hist_add(struct sp_hist *h, uint64_t ns)
+{
+	uint64_t v = ns >> SP_HIST_MIN_SHIFT;
+	/* value < 2^(10+i)  <=>  (ns >> 10) < 2^i  <=>  i = bit length of v */
+	unsigned i = v == 0 ? 0 : 64u - (unsigned)__builtin_clzll(v);
+
+	if (i < SP_HIST_BUCKETS)
+		sp_stat_add(&h->bucket[i], 1);
+	else
+		sp_stat_add(&h->inf, 1);
+	sp_stat_add(&h->count, 1);
+	sp_stat_add(&h->sum_ns, ns);
+}
+
+/* Upper bound of bucket <i>, in nanoseconds. */
+static inline uint64_t sp_hist_bound_ns(unsigned i)
+{
+	return 1ull << (SP_HIST_MIN_SHIFT + i);
+}
+
+/* Write <n> histograms summed as one Prometheus histogram family <name>
+ * (with HELP and TYPE). Any thread. */
+void sp_hist_render(FILE *f, const char *name, const char *help,
+		    struct sp_hist *const *hists, unsigned n);
+
+#endif

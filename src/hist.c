@@ -1,0 +1,32 @@
+/*
+ * hist.c - Prometheus rendering of the power-of-two latency histograms.
+ * Any thread (reads owners' counters relaxed).
+ */
+#include "spout/hist.h"
+
+void sp_hist_render(FILE *f, const char *name, const char *help,
+		    struct sp_hist *const *hists, unsigned n)
+{
+	uint64_t cum = 0, count = 0, sum = 0;
+
+	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (unsigned i = 0; i < SP_HIST_BUCKETS; i++) {
+		for (unsigned k = 0; k < n; k++)
+			cum += sp_stat_get(&hists[k]->bucket[i]);
+		fprintf(f, "%s_bucket{le=\"%.12g\"} %llu\n", name,
+			(double)sp_hist_bound_ns(i) / 1e9, (unsigned long long)cum);
+	}
+	for (unsigned k = 0; k < n; k++) {
+		cum += sp_stat_get(&hists[k]->inf);
+		count += sp_stat_get(&hists[k]->count);
+		sum += sp_stat_get(&hists[k]->sum_ns);
+	}
+	/* Counters are read one by one while owners keep adding, so the +Inf
+	 * bucket is the summed buckets, which Prometheus requires to be <= the
+	 * count only if read atomically; report the larger so it stays valid. */
+	if (count > cum)
+		cum = count;
+	fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", name,
+		(unsigned long long)cum, name, (double)sum / 1e9, name,
+		(unsigned long long)cum);
+}
