@@ -141,14 +141,10 @@ static void stop_thread(pthread_t *t, _Atomic bool *stop, int wake_fd)
 
 void sp_broker_drain(struct sp_broker *b)
 {
+	/* readyz answers 503 from now on and new streams get 503 + Retry-After,
+	 * while the listener stays open so the load balancer can still read
+	 * readyz and /metrics; it closes when the drain ends (sp_broker_stop). */
 	atomic_store(&b->phase, SP_PHASE_DRAINING);
-	/* No new connections: a load balancer sees readyz 503 and refused
-	 * connects, and sends clients to other nodes. */
-	stop_thread(&b->acceptor.thread, &b->acceptor.stop, b->acceptor.wake_fd);
-	if (b->acceptor.listen_fd >= 0) {
-		close(b->acceptor.listen_fd);
-		b->acceptor.listen_fd = -1;
-	}
 	atomic_store_explicit(&b->drain_start_ms, sp_now_ms(), memory_order_release);
 	sp_log(SP_LOG_INFO, "draining", "drain_ms=%u open=%u", b->cfg->drain_ms, sp_broker_open(b));
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,41 +14,110 @@
 
 #include "spout/sys.h"
 
-/* cgroup v2 "cpu.max": "<quota> <period>" or "max <period>". Returns the
- * quota in CPUs rounded up, or 0 for no limit / unknown. */
-static unsigned cgroup_v2_cpus(void)
+/* This process's cgroup directory for a v1 <controller> (e.g. "cpu"), or
+ * for cgroup v2 when <controller> is NULL: the mount point joined with the
+ * path /proc/self/cgroup names. Returns 0 or -ENOENT. In a container with
+ * its own cgroup namespace the path is "/"; under a child cgroup it is not,
+ * and the limits live there (or on an ancestor). */
+static int cgroup_dir(const char *controller, char *out, size_t cap)
 {
-	FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
-	char quota[32];
-	unsigned long period;
-	unsigned n = 0;
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	char line[512];
+	int rc = -ENOENT;
 
 	if (f == NULL)
-		return 0;
-	if (fscanf(f, "%31s %lu", quota, &period) == 2 && strcmp(quota, "max") != 0 &&
-	    period > 0) {
-		unsigned long q = strtoul(quota, NULL, 10);
-		n = (unsigned)((q + period - 1) / period);
+		return -ENOENT;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (c2 == NULL)
+			continue;
+		*c2 = '\0';
+		char *path = c2 + 1;
+		path[strcspn(path, "\n")] = '\0';
+		const char *ctrls = c1 + 1;
+		bool hit = false;
+		if (controller == NULL) {
+			hit = ctrls[0] == '\0';
+		} else {
+			char tmp[128];
+			snprintf(tmp, sizeof(tmp), "%s", ctrls);
+			for (char *sv = NULL, *t = strtok_r(tmp, ",", &sv); t && !hit;
+			     t = strtok_r(NULL, ",", &sv))
+				hit = strcmp(t, controller) == 0;
+		}
+		if (!hit)
+			continue;
+		if (controller == NULL)
+			snprintf(out, cap, "/sys/fs/cgroup%s", strcmp(path, "/") ? path : "");
+		else
+			snprintf(out, cap, "/sys/fs/cgroup/%s%s", ctrls, strcmp(path, "/") ? path : "");
+		rc = 0;
+		break;
 	}
 	fclose(f);
-	return n;
+	return rc;
 }
 
-static unsigned cgroup_v1_cpus(void)
+/* Cut the last path component; false at the mount point. */
+static bool parent_dir(char *dir, size_t mount_len)
 {
-	FILE *fq = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r");
-	FILE *fp = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r");
-	long q = -1, p = 0;
-	unsigned n = 0;
+	char *slash = strrchr(dir, '/');
 
-	if (fq != NULL && fp != NULL && fscanf(fq, "%ld", &q) == 1 &&
-	    fscanf(fp, "%ld", &p) == 1 && q > 0 && p > 0)
-		n = (unsigned)((q + p - 1) / p);
-	if (fq != NULL)
-		fclose(fq);
-	if (fp != NULL)
-		fclose(fp);
-	return n;
+	if (slash == NULL || (size_t)(slash - dir) < mount_len)
+		return false;
+	*slash = '\0';
+	return true;
+}
+
+/* The smallest CPU quota (in CPUs, rounded up) on the way from this
+ * process's cgroup up to the root; 0 for none. */
+static unsigned cgroup_cpus(void)
+{
+	char dir[512], file[600];
+	unsigned best = 0;
+	size_t mount_len;
+
+	if (cgroup_dir(NULL, dir, sizeof(dir)) == 0 && access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+		mount_len = strlen("/sys/fs/cgroup");
+		do {
+			snprintf(file, sizeof(file), "%s/cpu.max", dir);
+			FILE *f = fopen(file, "r");
+			char quota[32];
+			unsigned long period;
+			if (f != NULL) {
+				if (fscanf(f, "%31s %lu", quota, &period) == 2 &&
+				    strcmp(quota, "max") != 0 && period > 0) {
+					unsigned n = (unsigned)((strtoul(quota, NULL, 10) + period - 1) / period);
+					if (best == 0 || n < best)
+						best = n;
+				}
+				fclose(f);
+			}
+		} while (parent_dir(dir, mount_len));
+		return best;
+	}
+	if (cgroup_dir("cpu", dir, sizeof(dir)) != 0)
+		return 0;
+	mount_len = (size_t)(strchr(dir + strlen("/sys/fs/cgroup/"), '/') ?
+		     strchr(dir + strlen("/sys/fs/cgroup/"), '/') - dir : (ptrdiff_t)strlen(dir));
+	do {
+		long q = -1, per = 0;
+		snprintf(file, sizeof(file), "%s/cpu.cfs_quota_us", dir);
+		FILE *fq = fopen(file, "r");
+		snprintf(file, sizeof(file), "%s/cpu.cfs_period_us", dir);
+		FILE *fp = fopen(file, "r");
+		if (fq != NULL && fp != NULL && fscanf(fq, "%ld", &q) == 1 &&
+		    fscanf(fp, "%ld", &per) == 1 && q > 0 && per > 0) {
+			unsigned n = (unsigned)((q + per - 1) / per);
+			if (best == 0 || n < best)
+				best = n;
+		}
+		if (fq != NULL)
+			fclose(fq);
+		if (fp != NULL)
+			fclose(fp);
+	} while (parent_dir(dir, mount_len));
+	return best;
 }
 
 unsigned sp_sys_cpus(void)
@@ -57,9 +127,7 @@ unsigned sp_sys_cpus(void)
 
 	if (sched_getaffinity(0, sizeof(set), &set) == 0)
 		n = (unsigned)CPU_COUNT(&set);
-	unsigned q = cgroup_v2_cpus();
-	if (q == 0)
-		q = cgroup_v1_cpus();
+	unsigned q = cgroup_cpus();
 	if (q != 0 && q < n)
 		n = q;
 	return n ? n : 1;
@@ -93,23 +161,38 @@ static uint64_t read_u64(const char *path)
 	return v;
 }
 
+/* <file> in this process's cgroup dir (v2 when mounted, else the v1
+ * <controller>), into <out>. */
+static int cgroup_file(const char *controller, const char *v2, const char *v1, char *out,
+		       size_t cap)
+{
+	char dir[512];
+
+	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 &&
+	    cgroup_dir(NULL, dir, sizeof(dir)) == 0)
+		return snprintf(out, cap, "%s/%s", dir, v2) < (int)cap ? 0 : -ENAMETOOLONG;
+	if (cgroup_dir(controller, dir, sizeof(dir)) == 0)
+		return snprintf(out, cap, "%s/%s", dir, v1) < (int)cap ? 0 : -ENAMETOOLONG;
+	return -ENOENT;
+}
+
 uint64_t sp_sys_memory_limit(void)
 {
-	uint64_t v = read_u64("/sys/fs/cgroup/memory.max");
+	char path[600];
 
-	if (v == 0) {
-		v = read_u64("/sys/fs/cgroup/memory/memory.limit_in_bytes");
-		if (v >= (1ull << 62))   /* v1 "unlimited" is a huge number */
-			v = 0;
-	}
-	return v;
+	if (cgroup_file("memory", "memory.max", "memory.limit_in_bytes", path, sizeof(path)) != 0)
+		return 0;
+	uint64_t v = read_u64(path);
+	return v >= (1ull << 62) ? 0 : v;   /* v1 "unlimited" is a huge number */
 }
 
 uint64_t sp_sys_memory_current(void)
 {
-	uint64_t v = read_u64("/sys/fs/cgroup/memory.current");
+	char path[600];
 
-	return v ? v : read_u64("/sys/fs/cgroup/memory/memory.usage_in_bytes");
+	if (cgroup_file("memory", "memory.current", "memory.usage_in_bytes", path, sizeof(path)) != 0)
+		return 0;
+	return read_u64(path);
 }
 
 uint64_t sp_sys_rss(void)
@@ -140,15 +223,14 @@ uint64_t sp_sys_open_fds(void)
 
 int sp_sys_cpu_throttled(uint64_t *periods, uint64_t *usec)
 {
-	FILE *f = fopen("/sys/fs/cgroup/cpu.stat", "r");
-	bool v1 = false;
+	char path[600];
+	bool v1 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) != 0;
 	char key[64];
 	unsigned long long val;
 
-	if (f == NULL) {
-		f = fopen("/sys/fs/cgroup/cpu/cpu.stat", "r");
-		v1 = true;
-	}
+	if (cgroup_file("cpu", "cpu.stat", "cpu.stat", path, sizeof(path)) != 0)
+		return -ENOENT;
+	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return -ENOENT;
 	*periods = *usec = 0;

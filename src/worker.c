@@ -399,8 +399,8 @@ static void run_timers(struct sp_worker *w)
 
 /* SIGTERM drain: end this worker's streams spread evenly over --drain-ms
  * (the share due by now, oldest-written first), so their clients come back
- * to other nodes a few at a time instead of all at once. Requests still in
- * progress get 503. */
+ * to other nodes a few at a time instead of all at once. New stream
+ * requests get 503 meanwhile (worker_http.c). */
 static void drain_step(struct sp_worker *w, uint64_t start_ms)
 {
 	struct sp_worker_local *L = w->local;
@@ -415,8 +415,6 @@ static void drain_step(struct sp_worker *w, uint64_t start_ms)
 				L->drain_total++;
 		}
 	}
-	while ((it = sp_list_first(&L->reading)) != NULL)
-		http_fail(w, sp_container_of(it, struct conn, timer_link), 503, "draining");
 	uint64_t elapsed = L->now_ms > start_ms ? L->now_ms - start_ms : 0;
 	uint64_t due = elapsed >= drain_ms ? UINT32_MAX
 					   : (uint64_t)L->drain_total * elapsed / drain_ms;

@@ -277,6 +277,11 @@ static void on_events(struct sp_worker *w, struct conn *c, const struct sp_http_
 			"method not allowed\n", 19, false);
 		return;
 	}
+	if (atomic_load_explicit(&w->broker->phase, memory_order_relaxed) == SP_PHASE_DRAINING) {
+		respond(w, c, 503, NULL, "Retry-After: 1\r\n", "draining, reconnect elsewhere\n", 30,
+			false);
+		return;
+	}
 	int status = sp_http_parse_topics(req, w->broker->cfg->max_topics, &L->req_topics, &reason);
 	if (status != 0) {
 		http_fail(w, c, status, reason);
