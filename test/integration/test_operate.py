@@ -1,0 +1,276 @@
+"""Operating spout: metrics families move when they should, readyz and the
+SIGTERM drain, accept-rate storm control, the reconnect-storm signal, and
+the worker count under a cgroup CPU quota."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+from harness import (ARTIFACTS, Broker, SSEClient, check, eq, spoutd_path, src_addr, test,
+                     wait_for)
+
+
+def _quiet(b, what="metrics to settle"):
+    """Wait until two scrapes agree on deliveries (nothing in flight)."""
+    last = [None]
+
+    def same():
+        m = b.metrics()
+        key = (m["spout_frames_delivered_total"], m["spout_delivery_latency_seconds_count"])
+        ok = key == last[0]
+        last[0] = key
+        return ok
+    wait_for(same, 5, interval=0.2, what=what)
+    return b.metrics()
+
+
+@test
+def latency_histograms_count_every_live_delivery():
+    with Broker("--history", "100") as b:
+        subs = [b.sse("/events/lat", src=src_addr(k)) for k in range(20)]
+        try:
+            for c in subs:
+                c.wait_head()
+            with b.publisher() as p:
+                ids = p.pub_many([("lat", "x%d" % k) for k in range(50)])
+            for c in subs:
+                eq(len(c.expect_events(50)), 50, "events")
+            # a resumed client is not a live delivery: not in the histogram
+            with b.sse("/events/lat", extra_headers="Last-Event-ID: %d\r\n" % ids[9]) as r:
+                eq(len(r.expect_events(40)), 40, "replayed")
+            m = _quiet(b)
+            eq(m["spout_frames_delivered_total"], 20 * 50, "live deliveries")
+            eq(m["spout_delivery_latency_seconds_count"], 20 * 50,
+               "latency histogram count == live deliveries")
+            eq(m['spout_delivery_latency_seconds_bucket{le="+Inf"}'], 20 * 50, "+Inf bucket")
+            check(0 < m["spout_delivery_latency_seconds_sum"] < 20 * 50 * 5.0,
+                  "latency sum %r" % m["spout_delivery_latency_seconds_sum"])
+            # buckets are cumulative
+            les = sorted((float(k.split('"')[1]), v) for k, v in m.items()
+                         if k.startswith("spout_delivery_latency_seconds_bucket") and "+Inf" not in k)
+            check(all(a[1] <= b_[1] for a, b_ in zip(les, les[1:])), "buckets not cumulative")
+            eq(m["spout_queue_wait_seconds_count"], m["spout_frames_routed_total"],
+               "queue-wait histogram counts every routed frame")
+            check(m["spout_worker_loop_seconds_count"] > 0, "loop lag histogram moves")
+            check(m["spout_process_resident_bytes"] > 1 << 20, "RSS reported")
+            check(0 < m["spout_open_fds"] < m["spout_open_files_limit"], "fds vs limit")
+        finally:
+            for c in subs:
+                c.close()
+
+
+@test
+def reconnects_and_close_reasons_are_counted():
+    with Broker("--write-timeout-ms", "500") as b:
+        m0 = b.metrics()
+        with b.publisher() as p:
+            last = p.pub("rc", "x")
+        for k in range(3):
+            with b.sse("/events/rc", extra_headers="Last-Event-ID: %d\r\n" % last) as c:
+                c.wait_head()
+        with b.sse("/events/rc?lastEventId=%d" % last) as c:
+            c.wait_head()
+        r = b.http(b"GET /events/a..b HTTP/1.1\r\nHost: x\r\n\r\n")
+        eq(r.status, 400, "bad request")
+        wait_for(lambda: b.metrics()['spout_connections_closed_total{reason="bad_request"}'] >
+                 m0['spout_connections_closed_total{reason="bad_request"}'], 3,
+                 what="bad_request close reason")
+        m = b.metrics()
+        eq(m["spout_reconnects_total"] - m0["spout_reconnects_total"], 4,
+           "reconnects (3 headers + 1 query parameter)")
+        check(m['spout_connections_closed_total{reason="client"}'] >= 4, "client closes counted")
+
+
+@test(timeout=90)
+def write_timeout_shed_moves_its_reason():
+    with Broker("--write-timeout-ms", "500", "--queue", "100000",
+                "--queue-bytes", str(1 << 30)) as b:
+        slow = SSEClient(b.http_port, "/events/wt", rcvbuf=4096)
+        try:
+            slow.wait_head()
+            m0 = b.metrics()
+            with b.publisher() as p:
+                for _ in range(400):
+                    p.pub_many([("wt", "y" * 1000)] * 50)
+                    if b.metrics()["spout_write_eagain_total"] > m0["spout_write_eagain_total"]:
+                        break
+            wait_for(lambda: b.metrics()['spout_connections_closed_total{reason="write_timeout"}']
+                     == m0['spout_connections_closed_total{reason="write_timeout"}'] + 1, 5,
+                     what="write-timeout shed")
+            m = b.metrics()
+            eq(m['spout_connections_shed_total{reason="write_timeout"}'],
+               m0['spout_connections_shed_total{reason="write_timeout"}'] + 1, "shed family")
+            check(m['spout_event_drops_total{reason="write_timeout"}'] > 0, "drops by reason")
+            with open(b.log_path) as f:
+                check("reason=write_timeout" in f.read(), "shed logged")
+        finally:
+            slow.close()
+
+
+@test(timeout=60)
+def sigterm_drain_spreads_closes_and_flips_readyz():
+    n, drain_ms = 20, 2000
+    with Broker("--drain-ms", str(drain_ms), "--retry-ms", "1000") as b:
+        eq(b.http(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n").status, 200, "readyz before")
+        subs = [b.sse("/events/dr", src=src_addr(k)) for k in range(n)]
+        for c in subs:
+            c.wait_head()
+        t0 = time.monotonic()
+        b.send_signal(signal.SIGTERM)
+        wait_for(lambda: b.http(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n").status == 503, 2,
+                 interval=0.05, what="readyz 503 while draining")
+        r = b.http(b"GET /events/late HTTP/1.1\r\nHost: x\r\n\r\n")
+        eq(r.status, 503, "new stream during the drain")
+        check("retry-after" in r.headers, "Retry-After on the refused stream")
+        eq(b.metrics()["spout_draining"], 1, "draining gauge")
+        ends = {}
+        deadline = t0 + drain_ms / 1000 + 3
+        while len(ends) < n and time.monotonic() < deadline:
+            for k, c in enumerate(subs):
+                if k not in ends:
+                    c.pump()
+                    if c.end is not None:
+                        ends[k] = time.monotonic() - t0
+            time.sleep(0.01)
+        eq(len(ends), n, "every stream closed within drain-ms + 3 s")
+        times = sorted(ends.values())
+        check(times[0] < 0.8, "first close after %.2fs" % times[0])
+        check(times[-1] > 1.2, "last close after %.2fs: not spread over %d ms" % (times[-1], drain_ms))
+        spread = [t for t in times if t < 1.0]
+        check(3 <= len(spread) <= n - 3, "closes not spread evenly: %s" % ["%.2f" % t for t in times])
+        for k, c in enumerate(subs):
+            check(re.search(rb"retry: \d+\n\n", c.body[-80:]) is not None,
+                  "stream %d not told retry: before its end (%r)" % (k, c.body[-80:]))
+            eq(c.end, "clean", "stream %d ended with the terminating chunk" % k)
+        rc, secs = b.stop(timeout=5)
+        eq(rc, 0, "exit status after the drain")
+
+
+@test(timeout=30)
+def second_signal_stops_the_drain_at_once():
+    with Broker("--drain-ms", "20000") as b:
+        subs = [b.sse("/events/ss", src=src_addr(k)) for k in range(5)]
+        for c in subs:
+            c.wait_head()
+        b.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        rc, _ = b.stop(sig=signal.SIGINT, timeout=5)
+        eq(rc, 0, "exit status")
+        check(time.monotonic() - t0 < 3, "second signal did not stop at once")
+        for c in subs:
+            c.close()
+
+
+@test(timeout=30)
+def accept_rate_cap_answers_503_with_jittered_retry_after():
+    with Broker("--max-accept-rate", "5") as b:
+        got = []
+        for k in range(40):
+            r = b.http(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", src=src_addr(k))
+            got.append(r)
+        ok = [r for r in got if r.status == 200]
+        busy = [r for r in got if r.status == 503]
+        check(4 <= len(ok) <= 12, "%d of 40 admitted at 5/s" % len(ok))
+        eq(len(ok) + len(busy), 40, "every connection answered")
+        afters = {int(r.headers["retry-after"]) for r in busy}
+        check(afters <= {1, 2, 3, 4, 5} and len(afters) >= 2,
+              "Retry-After values %s should be jittered within 1..5" % sorted(afters))
+
+        def scrape():     # the scrape's own connection is rate-limited too
+            try:
+                return b.metrics()
+            except AssertionError:
+                return None
+        m = wait_for(scrape, 5, interval=0.3, what="a scrape within the rate")
+        check(m['spout_connections_rejected_total{reason="accept_rate"}'] >= len(busy),
+              "rejections counted")
+
+
+@test(timeout=60)
+def reconnect_storm_is_signalled():
+    with Broker("--storm-threshold", "5") as b:
+        with b.publisher() as p:
+            last = p.pub("st", "x")
+        end = time.monotonic() + 3
+        k = 0
+        while time.monotonic() < end:
+            with SSEClient(b.http_port, "/events/st", src=src_addr(k),
+                           extra_headers="Last-Event-ID: %d\r\n" % last) as c:
+                c.wait_head()
+            k += 1
+        wait_for(lambda: b.metrics()["spout_reconnect_storm"] == 1, 5, interval=0.2,
+                 what="storm gauge")
+        check(b.metrics()["spout_reconnect_rate"] > 5, "reconnect rate gauge")
+        with open(b.log_path) as f:
+            check('msg="reconnect storm"' in f.read(), "storm logged")
+        wait_for(lambda: b.metrics()["spout_reconnect_storm"] == 0, 15, interval=0.5,
+                 what="storm to end once reconnects stop")
+
+
+def _cgroup_cpu_dir():
+    """A writable cgroup CPU controller (v2 or v1), or (None, reason)."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        try:
+            with open("/sys/fs/cgroup/cgroup.subtree_control") as f:
+                if "cpu" not in f.read().split():
+                    return None, "cgroup v2 without the cpu controller enabled for children"
+        except OSError as e:
+            return None, "cgroup v2 subtree_control unreadable: %s" % e
+        return "/sys/fs/cgroup", "v2"
+    if os.path.isdir("/sys/fs/cgroup/cpu") and os.access("/sys/fs/cgroup/cpu", os.W_OK):
+        return "/sys/fs/cgroup/cpu", "v1"
+    return None, "no writable cgroup cpu controller under /sys/fs/cgroup"
+
+
+@test(timeout=30)
+def cgroup_cpu_quota_sets_worker_count():
+    base, kind = _cgroup_cpu_dir()
+    if base is None:
+        print("SKIP cgroup_cpu_quota_sets_worker_count: %s" % kind)
+        return
+    path = os.path.join(base, "spout-test-%d" % os.getpid())
+    os.mkdir(path)
+    try:
+        if kind == "v2":
+            with open(os.path.join(path, "cpu.max"), "w") as f:
+                f.write("100000 100000")
+        else:
+            with open(os.path.join(path, "cpu.cfs_period_us"), "w") as f:
+                f.write("100000")
+            with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as f:
+                f.write("100000")
+        http, pub = socket.socket(), socket.socket()
+        http.bind(("127.0.0.1", 0))
+        pub.bind(("127.0.0.1", 0))
+        hp, pp = http.getsockname()[1], pub.getsockname()[1]
+        http.close()
+        pub.close()
+        log = open(os.path.join(ARTIFACTS, "cgroup-quota.log"), "wb")
+        # join the cgroup first, then become spoutd: the quota applies from
+        # the first instruction
+        proc = subprocess.Popen(
+            ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', path, spoutd_path(),
+             "--http", "127.0.0.1:%d" % hp, "--pub", "127.0.0.1:%d" % pp, "--drain-ms", "0"],
+            stdout=log, stderr=log)
+        try:
+            def started():
+                with open(log.name, "rb") as f:
+                    return b"spoutd started" in f.read()
+            wait_for(started, 5, what="spoutd to start in the cgroup")
+            with open(log.name, "rb") as f:
+                line = [l for l in f.read().splitlines() if b"spoutd started" in l][0]
+            check(b" workers=1 " in line, "a 1-CPU quota should give 1 worker: %r" % line)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            eq(proc.wait(10), 0, "exit status")
+            log.close()
+    finally:
+        for _ in range(50):
+            try:
+                os.rmdir(path)
+                break
+            except OSError:
+                time.sleep(0.1)
