@@ -101,6 +101,9 @@ int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg)
 
 	if ((rc = workers_init(b)) != 0)
 		return rc;
+	if (cfg->ntopic_metrics > 0 &&
+	    (b->router.topic_stats = calloc(cfg->topic_metrics_max, sizeof(*b->router.topic_stats))) == NULL)
+		return -ENOMEM;
 	if ((rc = b->acceptor.listen_fd = listen_on(&cfg->http, "http")) < 0)
 		return rc;
 	if ((rc = b->router.listen_fd = listen_on(&cfg->pub, "pub")) < 0)
@@ -227,6 +230,8 @@ void sp_broker_stop(struct sp_broker *b)
 	}
 	free(b->workers);
 	b->workers = NULL;
+	free(b->router.topic_stats);
+	b->router.topic_stats = NULL;
 	int fds[] = { b->acceptor.listen_fd, b->acceptor.wake_fd, b->router.listen_fd,
 		      b->router.wake_fd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)

@@ -19,7 +19,7 @@
 #include "spout/ptrie.h"
 
 enum opt_kind { OPT_ADDR, OPT_U32, OPT_OVERFLOW, OPT_STR, OPT_LEVEL, OPT_U64, OPT_IO,
-		OPT_POLICY };
+		OPT_POLICY, OPT_TOPIC_METRICS };
 
 struct opt {
 	const char *flag;           /* without the leading "--" */
@@ -70,6 +70,11 @@ static const struct opt opts[] = {
 	  "memory all history may use (frames + bookkeeping), bytes" },
 	{ "retry-ms", OPT_U32, OFF(retry_ms), 0, 3600000, "3000",
 	  "reconnect delay sent as retry: (plus up to 50% per-connection jitter); 0 = none" },
+	{ "topic-metrics", OPT_TOPIC_METRICS, OFF(topic_metrics), 0, 0, "",
+	  "PATTERN, repeatable (env: comma-separated): count publishes per topic for "
+	  "matching topics in /metrics (opt-in, bounded by --topic-metrics-max)" },
+	{ "topic-metrics-max", OPT_U32, OFF(topic_metrics_max), 1, 10000, "100",
+	  "most topics with their own series; later ones are counted as overflow" },
 	{ "drain-ms", OPT_U32, OFF(drain_ms), 0, 600000, "10000",
 	  "on SIGTERM, close streams spread over this long (readyz 503 at once); 0 = at once" },
 	{ "max-accept-rate", OPT_U32, OFF(max_accept_rate), 0, 10000000, "0",
@@ -200,6 +205,39 @@ static int add_policies(struct sp_config *cfg, const char *v, const char *source
 	return 0;
 }
 
+/* One or more comma-separated patterns for --topic-metrics. */
+static int add_topic_metrics(struct sp_config *cfg, const char *v, const char *source, FILE *err)
+{
+	char buf[1024];
+
+	if (v[0] == '\0')
+		return 0;
+	if (strlen(v) >= sizeof(buf)) {
+		fprintf(err, "spoutd: %s topic-metrics: value too long\n", source);
+		return -EINVAL;
+	}
+	strcpy(buf, v);
+	for (char *save = NULL, *p = strtok_r(buf, ",", &save); p != NULL;
+	     p = strtok_r(NULL, ",", &save)) {
+		const char *why = sp_pattern_check(p, strlen(p));
+		if (why != NULL || cfg->ntopic_metrics == SP_POLICIES_MAX) {
+			fprintf(err, "spoutd: %s topic-metrics: '%s': %s\n", source, p,
+				why ? why : "too many patterns");
+			return -EINVAL;
+		}
+		strcpy(cfg->topic_metrics[cfg->ntopic_metrics++], p);
+	}
+	return 0;
+}
+
+bool sp_config_topic_metrics_for(const struct sp_config *cfg, const char *topic, size_t len)
+{
+	for (unsigned i = 0; i < cfg->ntopic_metrics; i++)
+		if (sp_pattern_match(cfg->topic_metrics[i], strlen(cfg->topic_metrics[i]), topic, len))
+			return true;
+	return false;
+}
+
 int sp_config_overflow_for(const struct sp_config *cfg, const char *topic, size_t len)
 {
 	for (unsigned i = 0; i < cfg->npolicies; i++) {
@@ -244,6 +282,8 @@ static int set_opt(struct sp_config *cfg, const struct opt *o, const char *v,
 		return -EINVAL;
 	case OPT_POLICY:
 		return add_policies(cfg, v, source, err);
+	case OPT_TOPIC_METRICS:
+		return add_topic_metrics(cfg, v, source, err);
 	case OPT_STR:
 		if (strlen(v) < sizeof(cfg->cors_origin) && strpbrk(v, "\r\n") == NULL) {
 			strcpy(field, v);

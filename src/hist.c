@@ -7,6 +7,13 @@
 void sp_hist_render(FILE *f, const char *name, const char *help,
 		    struct sp_hist *const *hists, unsigned n)
 {
+	sp_hist_render_scaled(f, name, help, hists, n, SP_HIST_MIN_SHIFT, 1e9);
+}
+
+void sp_hist_render_scaled(FILE *f, const char *name, const char *help,
+			   struct sp_hist *const *hists, unsigned n, unsigned shift,
+			   double scale)
+{
 	uint64_t cum = 0, count = 0, sum = 0;
 
 	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
@@ -14,7 +21,7 @@ void sp_hist_render(FILE *f, const char *name, const char *help,
 		for (unsigned k = 0; k < n; k++)
 			cum += sp_stat_get(&hists[k]->bucket[i]);
 		fprintf(f, "%s_bucket{le=\"%.12g\"} %llu\n", name,
-			(double)sp_hist_bound_ns(i) / 1e9, (unsigned long long)cum);
+			(double)(1ull << (shift + i)) / scale, (unsigned long long)cum);
 	}
 	for (unsigned k = 0; k < n; k++) {
 		cum += sp_stat_get(&hists[k]->inf);
@@ -27,6 +34,6 @@ void sp_hist_render(FILE *f, const char *name, const char *help,
 	if (count > cum)
 		cum = count;
 	fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", name,
-		(unsigned long long)cum, name, (double)sum / 1e9, name,
+		(unsigned long long)cum, name, (double)sum / scale, name,
 		(unsigned long long)cum);
 }

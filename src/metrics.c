@@ -48,6 +48,28 @@ static uint64_t max_workers(struct sp_broker *b, size_t off)
 	return m;
 }
 
+/* --topic-metrics: per-topic publish counts for a bounded set of topics. */
+static void topic_series(FILE *f, struct sp_broker *b)
+{
+	struct sp_router *r = &b->router;
+
+	if (r->topic_stats == NULL)
+		return;
+	fprintf(f, "# HELP spout_topic_events_published_total Events published, per topic "
+		   "(--topic-metrics, at most --topic-metrics-max topics).\n"
+		   "# TYPE spout_topic_events_published_total counter\n");
+	for (uint32_t i = 0; i < b->cfg->topic_metrics_max; i++) {
+		struct sp_topic_stat *t = &r->topic_stats[i];
+		if (!atomic_load_explicit(&t->used, memory_order_acquire))
+			break;   /* slots fill in order */
+		fprintf(f, "spout_topic_events_published_total{topic=\"%s\"} %llu\n", t->name,
+			(unsigned long long)sp_stat_get(&t->published));
+	}
+	metric(f, "spout_topic_metrics_overflow_total", "counter",
+	       "Publishes on matching topics beyond --topic-metrics-max.",
+	       sp_stat_get(&r->topic_stats_overflow));
+}
+
 /* Process and container pressure, read at scrape time. */
 static void runtime(FILE *f, struct sp_broker *b)
 {
@@ -232,6 +254,12 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 	sp_hist_render(f, "spout_worker_loop_seconds",
 		       "Worker loop lag: readiness returned to all of it handled, per round.",
 		       lat, b->nworkers);
+	for (unsigned i = 0; i < b->nworkers; i++)
+		lat[i] = &b->workers[i].queue_depth;
+	sp_hist_render_scaled(f, "spout_out_queue_depth_events",
+			      "Per-connection out-queue depth, sampled at every flush.",
+			      lat, b->nworkers, 0, 1.0);
+	topic_series(f, b);
 	runtime(f, b);
 	metric(f, "spout_workers", "gauge", "Worker threads.", b->nworkers);
 	metric(f, "spout_open_files_limit", "gauge", "RLIMIT_NOFILE in force.", b->nofile_limit);

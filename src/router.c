@@ -82,7 +82,47 @@ struct sp_router_local {
 	struct sp_lp_limits limits;
 	size_t in_max;
 	struct sp_history hist;
+	struct sp_tmap tstats;        /* topic -> struct tstat_ref (--topic-metrics) */
+	uint32_t tstats_used;
 };
+
+struct tstat_ref {
+	struct sp_tnode node;
+	struct sp_topic_stat *slot;
+};
+
+/* --topic-metrics: count a publish on a matching topic, in its own series
+ * while fewer than --topic-metrics-max topics have one. Opt-in, so the
+ * pattern checks cost nothing unless configured. */
+static void count_topic(struct sp_router *r, const struct sp_event *ev)
+{
+	struct sp_router_local *L = r->local;
+	const struct sp_config *cfg = r->broker->cfg;
+
+	if (!sp_config_topic_metrics_for(cfg, ev->topic, ev->topic_len))
+		return;
+	struct sp_tnode *n = sp_tmap_find(&L->tstats, ev->topic_hash, ev->topic, ev->topic_len);
+	if (n == NULL) {
+		struct tstat_ref *ref;
+		if (L->tstats_used == cfg->topic_metrics_max ||
+		    (ref = calloc(1, sizeof(*ref))) == NULL) {
+			sp_stat_add(&r->topic_stats_overflow, 1);
+			return;
+		}
+		struct sp_topic_stat *slot = &r->topic_stats[L->tstats_used++];
+		memcpy(slot->name, ev->topic, ev->topic_len);
+		slot->name[ev->topic_len] = '\0';
+		/* release: /metrics sees the name complete once it sees used */
+		atomic_store_explicit(&slot->used, 1, memory_order_release);
+		ref->slot = slot;
+		ref->node.hash = ev->topic_hash;
+		ref->node.name = slot->name;
+		ref->node.len = (uint16_t)ev->topic_len;
+		sp_tmap_insert(&L->tstats, &ref->node);
+		n = &ref->node;
+	}
+	sp_stat_add(&sp_container_of(n, struct tstat_ref, node)->slot->published, 1);
+}
 
 enum svc { SVC_DONE, SVC_MORE, SVC_STALL };
 
@@ -305,6 +345,8 @@ static int route(struct sp_router *r, struct sp_event *ev, uint64_t *id)
 		sp_frame_release(f);
 	}
 published:
+	if (r->topic_stats != NULL)
+		count_topic(r, ev);
 	r->last_id = ev->id;
 	*id = ev->id;
 	sp_stat_add(&r->stats.events_published, 1);
@@ -658,7 +700,7 @@ static int router_setup(struct sp_router *r)
 	struct sp_history_limits hl = { .per_topic = cfg->history,
 					.max_bytes = cfg->history_bytes,
 					.ttl_ms = (uint64_t)cfg->history_ttl_s * 1000 };
-	if (sp_history_init(&L->hist, &hl) != 0)
+	if (sp_history_init(&L->hist, &hl) != 0 || sp_tmap_init(&L->tstats, 64) != 0)
 		return -ENOMEM;
 	sp_list_init(&L->ready);
 	sp_list_init(&L->all);
@@ -686,6 +728,11 @@ static void router_teardown(struct sp_router *r)
 		sp_tmap_destroy(&L->topics);
 	}
 	sp_history_destroy(&L->hist);
+	if (L->tstats.buckets != NULL) {
+		while ((n = sp_tmap_pop_any(&L->tstats)) != NULL)
+			free(sp_container_of(n, struct tstat_ref, node));
+		sp_tmap_destroy(&L->tstats);
+	}
 	sp_ptrie_destroy(&L->patterns, NULL);   /* values are the rtopics, freed above */
 	free(L->route_bits);
 	sp_ev_close(&L->ev);

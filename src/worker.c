@@ -172,6 +172,8 @@ void conn_flush(struct sp_worker *w, struct conn *c)
 	struct iovec iov[IOV_BATCH];
 	size_t written = 0;
 
+	/* Depth distribution: one sample per flush of a connection. */
+	sp_hist_add_shift(&w->queue_depth, c->q.count, 0);
 	while (c->state != CS_CLOSING && written < WRITE_BUDGET) {
 		int n = sp_outq_iov(&c->q, c->chunked, iov, IOV_BATCH);
 		if (n == 0)

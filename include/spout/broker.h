@@ -158,7 +158,17 @@ struct sp_worker {
 	struct sp_hist lat_delivery;  /* publish -> fully written, live events */
 	struct sp_hist lat_queue;     /* router push -> worker pop */
 	struct sp_hist lat_loop;      /* epoll return -> round handled */
+	struct sp_hist queue_depth;   /* out-queue depth at each flush (events) */
 	struct sp_worker_local *local;/* the worker thread's private state */
+};
+
+/* A per-topic series for --topic-metrics. The router fills <name> once,
+ * then publishes the slot with a release store of <used>; /metrics reads
+ * <used> with acquire before <name>. */
+struct sp_topic_stat {
+	_Atomic int used;
+	char name[SP_TOPIC_MAX + 1];
+	sp_counter published;
 };
 
 struct sp_router {
@@ -170,6 +180,8 @@ struct sp_router {
 	uint64_t last_id;             /* newest id assigned; router thread only */
 	uint64_t first_id;            /* first id of this process (see ids_init) */
 	struct sp_router_stats stats;
+	struct sp_topic_stat *topic_stats;   /* cfg->topic_metrics_max slots */
+	sp_counter topic_stats_overflow;     /* publishes on topics past the cap */
 	struct sp_router_local *local;
 };
 

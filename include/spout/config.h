@@ -50,6 +50,9 @@ struct sp_config {
 	enum sp_overflow overflow;
 	struct sp_policy_rule policies[SP_POLICIES_MAX];
 	unsigned npolicies;
+	char topic_metrics[SP_POLICIES_MAX][129];   /* --topic-metrics patterns */
+	unsigned ntopic_metrics;
+	uint32_t topic_metrics_max;
 	uint32_t write_timeout_ms;
 	uint32_t heartbeat_ms;
 	uint32_t header_timeout_ms;
@@ -79,6 +82,9 @@ int sp_config_parse(struct sp_config *cfg, int argc, char **argv, FILE *err);
 /* The overflow policy of <topic>: the first --policy rule that matches,
  * else --overflow. Any thread (cfg is read-only). */
 int sp_config_overflow_for(const struct sp_config *cfg, const char *topic, size_t len);
+
+/* True if <topic> matches a --topic-metrics pattern. Any thread. */
+bool sp_config_topic_metrics_for(const struct sp_config *cfg, const char *topic, size_t len);
 
 /* Print --help. */
 void sp_config_usage(FILE *out);

@@ -26,11 +26,12 @@ struct sp_hist {
 	sp_counter sum_ns;
 };
 
-/* Record one value (owner thread). */
-static inline void sp_hist_add(struct sp_hist *h, uint64_t ns)
+/* Record one value whose first bucket bound is 2^<shift> (owner thread):
+ * bucket i holds values below 2^(shift+i). */
+static inline void sp_hist_add_shift(struct sp_hist *h, uint64_t value, unsigned shift)
 {
-	uint64_t v = ns >> SP_HIST_MIN_SHIFT;
-	/* value < 2^(10+i)  <=>  (ns >> 10) < 2^i  <=>  i = bit length of v */
+	uint64_t v = value >> shift;
+	/* value < 2^(shift+i)  <=>  v < 2^i  <=>  i = bit length of v */
 	unsigned i = v == 0 ? 0 : 64u - (unsigned)__builtin_clzll(v);
 
 	if (i < SP_HIST_BUCKETS)
@@ -38,18 +39,30 @@ static inline void sp_hist_add(struct sp_hist *h, uint64_t ns)
 	else
 		sp_stat_add(&h->inf, 1);
 	sp_stat_add(&h->count, 1);
-	sp_stat_add(&h->sum_ns, ns);
+	sp_stat_add(&h->sum_ns, value);
 }
 
-/* Upper bound of bucket <i>, in nanoseconds. */
+/* Record a duration in nanoseconds (first bound 1.024 us). */
+static inline void sp_hist_add(struct sp_hist *h, uint64_t ns)
+{
+	sp_hist_add_shift(h, ns, SP_HIST_MIN_SHIFT);
+}
+
+/* Upper bound of bucket <i> for histograms fed by sp_hist_add, in ns. */
 static inline uint64_t sp_hist_bound_ns(unsigned i)
 {
 	return 1ull << (SP_HIST_MIN_SHIFT + i);
 }
 
-/* Write <n> histograms summed as one Prometheus histogram family <name>
- * (with HELP and TYPE). Any thread. */
+/* Write <n> duration histograms (sp_hist_add) summed as one Prometheus
+ * histogram family <name> in seconds (with HELP and TYPE). Any thread. */
 void sp_hist_render(FILE *f, const char *name, const char *help,
 		    struct sp_hist *const *hists, unsigned n);
+
+/* The same for histograms fed by sp_hist_add_shift(.., <shift>), with
+ * bounds and sum divided by <scale> (1 for plain counts). */
+void sp_hist_render_scaled(FILE *f, const char *name, const char *help,
+			   struct sp_hist *const *hists, unsigned n, unsigned shift,
+			   double scale);
 
 #endif

@@ -54,6 +54,9 @@ def latency_histograms_count_every_live_delivery():
             eq(m["spout_queue_wait_seconds_count"], m["spout_frames_routed_total"],
                "queue-wait histogram counts every routed frame")
             check(m["spout_worker_loop_seconds_count"] > 0, "loop lag histogram moves")
+            check(m["spout_out_queue_depth_events_count"] >= 20, "queue depth sampled per flush")
+            check(m['spout_out_queue_depth_events_bucket{le="+Inf"}'] ==
+                  m["spout_out_queue_depth_events_count"], "depth histogram consistent")
             check(m["spout_process_resident_bytes"] > 1 << 20, "RSS reported")
             check(0 < m["spout_open_fds"] < m["spout_open_files_limit"], "fds vs limit")
         finally:
@@ -274,3 +277,21 @@ def cgroup_cpu_quota_sets_worker_count():
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+@test
+def topic_metrics_are_opt_in_and_bounded():
+    with Broker("--topic-metrics", "orders.>", "--topic-metrics-max", "2") as b:
+        with b.publisher() as p:
+            p.pub_many([("orders.a", "x")] * 3 + [("orders.b", "x")] + [("orders.c", "x")] * 2 +
+                       [("news", "x")] * 5)
+        m = b.metrics()
+        eq(m['spout_topic_events_published_total{topic="orders.a"}'], 3, "orders.a")
+        eq(m['spout_topic_events_published_total{topic="orders.b"}'], 1, "orders.b")
+        check('spout_topic_events_published_total{topic="orders.c"}' not in m,
+              "a third topic past --topic-metrics-max 2 has no series")
+        eq(m["spout_topic_metrics_overflow_total"], 2, "its publishes count as overflow")
+        check(not any('topic="news"' in k for k in m), "non-matching topics have no series")
+    with Broker() as b:
+        check(not any(k.startswith("spout_topic_events_published_total") for k in b.metrics()),
+              "no per-topic series unless asked for")
