@@ -9,6 +9,8 @@
 #    percentiles, broker CPU seconds and the load tool's own CPU share.
 # 3. history bytes per retained event, and routing rate with 10,000
 #    patterns registered against none (tools/bench_resume.py).
+# 4. the cost of scraping /metrics every 100 ms under load
+#    (tools/bench_metrics.py), and one scrape taken under load.
 #
 # Results go to stdout and build/bench/results.md. Every run is bounded
 # (spout-bench --max-seconds, timeout on each command); the broker is
@@ -107,6 +109,13 @@ broker_pid=
 	echo '```'
 	timeout 600 python3 tools/bench_resume.py --spoutd "$build/spoutd" \
 		--bench "$build/spout-bench" $([ "$quick" -eq 1 ] && echo "--events 100000 --seconds 2")
+	echo '```'
+	echo
+	echo "## cost of /metrics: a scrape every 100 ms (tools/bench_metrics.py)"
+	echo
+	echo '```'
+	timeout 600 python3 tools/bench_metrics.py --spoutd "$build/spoutd" --bench "$build/spout-bench" \
+		--rate 2000 --out "$out_dir/metrics-under-load.txt" $([ "$quick" -eq 1 ] && echo "--reps 1 --seconds 2")
 	echo '```'
 } | tee -a "$results"
 echo
