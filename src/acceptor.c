@@ -195,15 +195,13 @@ void *sp_acceptor_main(void *arg)
 	struct sp_ev_event evs[4];
 	bool *pushed = calloc(b->nworkers, sizeof(*pushed));
 
-	if (pushed == NULL || sp_ev_init(&ev) != 0) {
-		sp_log_msg(SP_LOG_ERROR, "acceptor setup failed");
-		free(pushed);
-		return NULL;
-	}
-	if (sp_ev_add(&ev, a->listen_fd, SP_EV_READ, &listen_tag) != 0 ||
+	/* Set-up failures happen at start-up: exit rather than run a broker
+	 * that looks alive and accepts nothing. */
+	if (pushed == NULL || sp_ev_init(&ev) != 0 ||
+	    sp_ev_add(&ev, a->listen_fd, SP_EV_READ, &listen_tag) != 0 ||
 	    sp_ev_add(&ev, a->wake_fd, SP_EV_READ, &stop_tag) != 0) {
 		sp_log_msg(SP_LOG_ERROR, "acceptor setup failed");
-		goto out;
+		exit(1);
 	}
 	while (!atomic_load_explicit(&a->stop, memory_order_acquire)) {
 		int n = sp_ev_wait(&ev, evs, 4, a->starved ? 100 : 1000);
@@ -219,7 +217,6 @@ void *sp_acceptor_main(void *arg)
 			signal_workers(a, pushed);
 		}
 	}
-out:
 	sp_ev_close(&ev);
 	free(pushed);
 	return NULL;

@@ -127,7 +127,8 @@ int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg)
 	       "overflow=%s write_timeout_ms=%u heartbeat_ms=%u",
 	       SP_VERSION, cfg->http.text, cfg->pub.text, b->nworkers, b->max_conns,
 	       (unsigned long long)b->nofile_limit, cfg->queue_events,
-	       cfg->overflow == SP_OVERFLOW_DISCONNECT ? "disconnect" : "drop-oldest",
+	       cfg->overflow == SP_OVERFLOW_DISCONNECT ? "disconnect" :
+	       cfg->overflow == SP_OVERFLOW_DROP_OLDEST ? "drop-oldest" : "latest",
 	       cfg->write_timeout_ms, cfg->heartbeat_ms);
 	return 0;
 }

@@ -55,7 +55,7 @@ static const struct opt opts[] = {
 	{ "header-timeout-ms", OPT_U32, OFF(header_timeout_ms), 10, 600000, "5000",
 	  "408 and close a request head not complete within this time" },
 	{ "max-conns", OPT_U32, OFF(max_conns), 0, 100000000, "0",
-	  "HTTP connections open at once (503 past it); 0 = open-files limit - 64" },
+	  "HTTP connections open at once (503 past it); 0 = open-files limit - (64 + 4 per worker)" },
 	{ "max-topics", OPT_U32, OFF(max_topics), 1, 64, "16",
 	  "topics one SSE connection may subscribe to" },
 	{ "max-line", OPT_U32, OFF(max_line), 64, 16u << 20, "65536",
@@ -332,7 +332,8 @@ void sp_config_usage(FILE *out)
 		"usage: spoutd [options]\n"
 		"spout %s - server-sent-events fan-out broker\n\n"
 		"Every option can also be set by the environment variable shown;\n"
-		"a flag wins over the environment.\n\n",
+		"a flag wins over the environment, except --policy and --topic-metrics,\n"
+		"whose environment rules come first and flags add to them.\n\n",
 		SP_VERSION);
 	for (size_t i = 0; i < NOPTS; i++) {
 		env_name(opts[i].flag, env, sizeof(env));

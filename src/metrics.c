@@ -144,7 +144,7 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 	       "Frames pushed router->worker (one per interested worker per event).",
 	       sp_stat_get(&r->frames_routed));
 	metric(f, "spout_frames_delivered_total", "counter",
-	       "Event frames completely written to a subscriber socket.", SUM(deliveries));
+	       "Live event frames completely written to a subscriber socket (replays not included).", SUM(deliveries));
 	metric(f, "spout_bytes_written_total", "counter", "Bytes written to HTTP clients.",
 	       SUM(bytes_out));
 	metric(f, "spout_events_dropped_total", "counter",

@@ -82,6 +82,7 @@ struct sp_router_local {
 	struct sp_lp_limits limits;
 	size_t in_max;
 	struct sp_history hist;
+	bool accept_retry;            /* EMFILE on the publisher listener */
 	struct sp_tmap tstats;        /* topic -> struct tstat_ref (--topic-metrics) */
 	uint32_t tstats_used;
 };
@@ -586,6 +587,8 @@ static void accept_publishers(struct sp_router *r)
 		if (fd == -1) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
+			if (errno == EMFILE || errno == ENFILE)
+				L->accept_retry = true;   /* edge-triggered: poll again soon */
 			if (errno != EAGAIN)
 				sp_log(SP_LOG_WARN, "publisher accept failed", "errno=%d", errno);
 			return;
@@ -758,13 +761,14 @@ void *sp_router_main(void *arg)
 	struct sp_ev_event evs[256];
 
 	if (router_setup(r) != 0) {
+		/* At start-up, so nothing to save: a broker without its router
+		 * must not look alive. */
 		sp_log_msg(SP_LOG_ERROR, "router setup failed");
-		router_teardown(r);
-		return NULL;
+		exit(1);
 	}
 	struct sp_router_local *L = r->local;
 	while (!atomic_load_explicit(&r->stop, memory_order_acquire)) {
-		int timeout = 1000;
+		int timeout = L->accept_retry ? 100 : 1000;
 		if (L->stalled_on >= 0)
 			timeout = 1;
 		else if (!sp_list_empty(&L->ready))
@@ -791,6 +795,10 @@ void *sp_router_main(void *arg)
 				if (!sp_list_linked(&pc->ready_link))
 					sp_list_add_tail(&L->ready, &pc->ready_link);
 			}
+		}
+		if (L->accept_retry) {
+			L->accept_retry = false;
+			accept_publishers(r);
 		}
 		drain_ctl(r);
 		check_stall(r);

@@ -178,12 +178,21 @@ static int cgroup_file(const char *controller, const char *v2, const char *v1, c
 
 uint64_t sp_sys_memory_limit(void)
 {
-	char path[600];
+	char dir[512], file[600];
+	bool v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+	uint64_t best = 0;
 
-	if (cgroup_file("memory", "memory.max", "memory.limit_in_bytes", path, sizeof(path)) != 0)
+	if (cgroup_dir(v2 ? NULL : "memory", dir, sizeof(dir)) != 0)
 		return 0;
-	uint64_t v = read_u64(path);
-	return v >= (1ull << 62) ? 0 : v;   /* v1 "unlimited" is a huge number */
+	/* The tightest limit on the way up: a parent's limit binds us too. */
+	size_t mount_len = v2 ? strlen("/sys/fs/cgroup") : strlen("/sys/fs/cgroup/memory");
+	do {
+		snprintf(file, sizeof(file), "%s/%s", dir, v2 ? "memory.max" : "memory.limit_in_bytes");
+		uint64_t v = read_u64(file);
+		if (v != 0 && v < (1ull << 62) && (best == 0 || v < best))
+			best = v;   /* v1 "unlimited" is a huge number, v2 "max" reads 0 */
+	} while (parent_dir(dir, mount_len));
+	return best;
 }
 
 uint64_t sp_sys_memory_current(void)

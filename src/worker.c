@@ -524,9 +524,10 @@ void *sp_worker_main(void *arg)
 	bool more = false;
 
 	if (worker_setup(w) != 0) {
+		/* At start-up, so nothing to save: the acceptor would keep
+		 * handing connections to a worker that never runs. */
 		sp_log(SP_LOG_ERROR, "worker setup failed", "worker=%u", w->id);
-		worker_teardown(w);
-		return NULL;
+		exit(1);
 	}
 	struct sp_worker_local *L = w->local;
 	while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {

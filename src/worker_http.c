@@ -278,8 +278,15 @@ static void on_events(struct sp_worker *w, struct conn *c, const struct sp_http_
 		return;
 	}
 	if (atomic_load_explicit(&w->broker->phase, memory_order_relaxed) == SP_PHASE_DRAINING) {
-		respond(w, c, 503, NULL, "Retry-After: 1\r\n", "draining, reconnect elsewhere\n", 30,
-			false);
+		/* Not a 503: EventSource gives up for good on any status but
+		 * 200. A stream that only says "retry in N ms" and ends makes it
+		 * reconnect, through the load balancer, to another node. */
+		char body[64];
+		uint32_t retry = w->broker->cfg->retry_ms ? jittered_retry(w) : 1000;
+		int n = snprintf(body, sizeof(body), ":draining\nretry: %u\n\n", retry);
+		respond(w, c, 200, "text/event-stream", "Cache-Control: no-cache\r\n", body,
+			(size_t)n, req->method == SP_HTTP_HEAD);
+		sp_stat_add(&w->stats.closed_drain, 1);
 		return;
 	}
 	int status = sp_http_parse_topics(req, w->broker->cfg->max_topics, &L->req_topics, &reason);

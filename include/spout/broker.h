@@ -224,8 +224,10 @@ struct sp_broker {
 /* Create the listeners, rings and threads. Returns 0 or -errno after
  * logging why. Main thread. */
 int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg);
-/* Begin a graceful drain: readyz answers 503, the acceptor stops, workers
- * close their streams spread over --drain-ms. Returns at once. Main thread. */
+/* Begin a graceful drain: readyz answers 503, new stream requests are told
+ * to reconnect elsewhere, workers close their streams spread over
+ * --drain-ms; the listener stays open until sp_broker_stop. Returns at
+ * once. Main thread. */
 void sp_broker_drain(struct sp_broker *b);
 /* Connections still open. Any thread. */
 static inline uint32_t sp_broker_open(struct sp_broker *b)

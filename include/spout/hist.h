@@ -2,8 +2,8 @@
  * hist.h - latency histograms cheap enough for the delivery path.
  *
  * Buckets are powers of two of nanoseconds from 1.024 us (2^10 ns) to about
- * 34 s (2^35 ns): the bucket of a value is one count-leading-zeros away, no
- * search. Prometheus renders them as cumulative `le` buckets in seconds.
+ * 68.7 s (2^36 ns), then +Inf: the bucket of a value is one
+ * count-leading-zeros away, no search. Prometheus renders them as cumulative `le` buckets in seconds.
  *
  * Threading: one owner thread records (relaxed single-writer counters, see
  * stats.h); /metrics sums every owner's histogram on scrape.
@@ -17,7 +17,7 @@
 #include "spout/stats.h"
 
 #define SP_HIST_MIN_SHIFT 10          /* first bound: 2^10 ns */
-#define SP_HIST_BUCKETS 27            /* ... to 2^35 ns, then +Inf */
+#define SP_HIST_BUCKETS 27            /* bounds 2^10 .. 2^36 ns, then +Inf */
 
 struct sp_hist {
 	sp_counter bucket[SP_HIST_BUCKETS]; /* bucket[i]: value < 2^(10+i) ns */
