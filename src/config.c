@@ -66,8 +66,9 @@ static const struct opt opts[] = {
 	  "events kept per topic for Last-Event-ID resumption; 0 = off" },
 	{ "history-ttl", OPT_U32, OFF(history_ttl_s), 0, 86400 * 365, "3600",
 	  "seconds an event stays in history; 0 = no age limit" },
-	{ "history-bytes", OPT_U64, OFF(history_bytes), 4096, 1ull << 40, "67108864",
-	  "memory all history may use (frames + bookkeeping), bytes" },
+	{ "history-bytes", OPT_U64, OFF(history_bytes), 0, 1ull << 40, "0",
+	  "memory all history may use (frames + bookkeeping), bytes; "
+	  "0 = 64 MiB, or 1/8 of the cgroup memory limit if that is less" },
 	{ "retry-ms", OPT_U32, OFF(retry_ms), 0, 3600000, "3000",
 	  "reconnect delay sent as retry: (plus up to 50% per-connection jitter); 0 = none" },
 	{ "topic-metrics", OPT_TOPIC_METRICS, OFF(topic_metrics), 0, 0, "",

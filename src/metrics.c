@@ -212,6 +212,9 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 	       sp_stat_get(&r->history_events));
 	metric(f, "spout_history_bytes", "gauge",
 	       "Memory retained by history (frames + bookkeeping).", sp_stat_get(&r->history_bytes));
+	metric(f, "spout_history_budget_bytes", "gauge",
+	       "The history memory bound in force (--history-bytes, or sized to the cgroup).",
+	       sp_stat_get(&r->history_budget));
 	metric(f, "spout_history_evicted_total", "counter",
 	       "Events dropped from history by the per-topic, byte or age bound.",
 	       sp_stat_get(&r->history_evicted));

@@ -681,6 +681,21 @@ static void ids_init(struct sp_router *r)
 	r->first_id = r->last_id + 1;
 }
 
+/* --history-bytes, or when 0 a default sized to the container: 64 MiB,
+ * but never more than an eighth of the cgroup memory limit, so history
+ * cannot push a small container into the OOM killer. */
+static uint64_t history_budget(const struct sp_broker *b)
+{
+	uint64_t budget = b->cfg->history_bytes;
+
+	if (budget == 0) {
+		budget = 64ull << 20;
+		if (b->memory_limit != 0 && b->memory_limit / 8 < budget)
+			budget = b->memory_limit / 8 > 4096 ? b->memory_limit / 8 : 4096;
+	}
+	return budget;
+}
+
 static int router_setup(struct sp_router *r)
 {
 	struct sp_router_local *L = calloc(1, sizeof(*L));
@@ -701,10 +716,11 @@ static int router_setup(struct sp_router *r)
 	/* Room for the longest line plus the largest EVENT payload. */
 	L->in_max = (size_t)cfg->max_line + cfg->max_payload + 64;
 	struct sp_history_limits hl = { .per_topic = cfg->history,
-					.max_bytes = cfg->history_bytes,
+					.max_bytes = history_budget(r->broker),
 					.ttl_ms = (uint64_t)cfg->history_ttl_s * 1000 };
 	if (sp_history_init(&L->hist, &hl) != 0 || sp_tmap_init(&L->tstats, 64) != 0)
 		return -ENOMEM;
+	sp_stat_set(&r->stats.history_budget, hl.max_bytes);
 	sp_list_init(&L->ready);
 	sp_list_init(&L->all);
 	if (L->dirty == NULL || sp_tmap_init(&L->topics, 1024) != 0 || sp_ev_init(&L->ev) != 0)

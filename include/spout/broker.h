@@ -127,6 +127,7 @@ struct sp_router_stats {
 	sp_counter history_events;    /* gauge */
 	sp_counter history_bytes;     /* gauge */
 	sp_counter history_evicted;
+	sp_counter history_budget;    /* gauge: the --history-bytes in force */
 };
 
 struct sp_acceptor_stats {

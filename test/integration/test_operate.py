@@ -353,10 +353,33 @@ def memory_guard_refuses_connections_near_the_cgroup_limit():
                          what="503 for a new connection above the memory threshold")
             check(b"memory" in r.body, "reason in the body: %r" % r.body)
             check(1 <= int(r.headers["retry-after"]) <= 5, "jittered Retry-After")
+
         finally:
             proc.send_signal(signal.SIGTERM)
             eq(proc.wait(10), 0, "exit status")
             log.close()
+        # Below the threshold it serves, and sizes its defaults to the
+        # limit: history gets 1/8 of 8 MiB unless --history-bytes says.
+        proc = subprocess.Popen(
+            ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', child, spoutd_path(),
+             "--http", "127.0.0.1:%d" % ports[0], "--pub", "127.0.0.1:%d" % ports[1],
+             "--drain-ms", "0", "--memory-high-pct", "100"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            def scrape():
+                try:
+                    r = raw_http(ports[0], b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 2)
+                    return r.body.decode() if r.status == 200 else None
+                except OSError:
+                    return None
+            text = wait_for(scrape, 5, what="a scrape below the memory threshold")
+            check("spout_cgroup_memory_limit_bytes %d\n" % (8 << 20) in text,
+                  "the parent's limit is found")
+            check("spout_history_budget_bytes %d\n" % (1 << 20) in text,
+                  "history budget 1/8 of the limit")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            eq(proc.wait(10), 0, "exit status")
     finally:
         for d in (child, parent):
             for _ in range(50):
