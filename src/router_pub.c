@@ -1,0 +1,318 @@
+/*
+ * router_pub.c - the router's publisher connections: accept, read, parse
+ * (src/lineproto.c), execute through router_route(), reply in order, and
+ * pause when a worker's frame ring is full (the caller, router.c, resumes).
+ * Router thread only.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "spout/log.h"
+#include "spout/sys.h"
+#include "router_internal.h"
+
+#define PUB_IN_MIN 16384
+#define PUB_OUT_HIGH (256 * 1024)   /* stop parsing while replies back up */
+#define PUB_READ_BUDGET (256 * 1024)/* per publisher per loop iteration */
+
+enum svc { SVC_DONE, SVC_MORE, SVC_STALL };
+
+static int out_reserve(struct pubconn *pc, size_t need)
+{
+	if (pc->out_len + need <= pc->out_cap)
+		return 0;
+	if (pc->out_off > 0) {
+		memmove(pc->out, pc->out + pc->out_off, pc->out_len - pc->out_off);
+		pc->out_len -= pc->out_off;
+		pc->out_off = 0;
+		if (pc->out_len + need <= pc->out_cap)
+			return 0;
+	}
+	size_t cap = pc->out_cap ? pc->out_cap : 4096;
+	while (cap < pc->out_len + need)
+		cap *= 2;
+	char *p = realloc(pc->out, cap);
+	if (p == NULL)
+		return -ENOMEM;
+	pc->out = p;
+	pc->out_cap = cap;
+	return 0;
+}
+
+static void reply(struct sp_router *r, struct pubconn *pc, const char *fmt,
+		  const char *s, uint64_t n)
+{
+	char line[256];
+	int len = s ? snprintf(line, sizeof(line), fmt, s)
+		    : snprintf(line, sizeof(line), fmt, (unsigned long long)n);
+
+	if (len < 0 || (size_t)len >= sizeof(line) || out_reserve(pc, (size_t)len) != 0) {
+		pc->dead = true;
+		return;
+	}
+	memcpy(pc->out + pc->out_len, line, (size_t)len);
+	pc->out_len += (size_t)len;
+}
+
+static void reply_err(struct sp_router *r, struct pubconn *pc, const char *reason)
+{
+	sp_stat_add(&r->stats.pub_errors, 1);
+	reply(r, pc, "ERR %s\n", reason, 0);
+}
+
+/* Parse and execute buffered commands. */
+static enum svc process(struct sp_router *r, struct pubconn *pc)
+{
+	struct sp_router_local *L = r->local;
+	size_t off = 0;
+	enum svc res = SVC_DONE;
+
+	while (off < pc->in_len && !pc->quit && !pc->dead) {
+		char *p = pc->in + off;
+		size_t avail = pc->in_len - off;
+
+		if (pc->discard > 0) {
+			size_t k = avail < pc->discard ? avail : pc->discard;
+			pc->discard -= k;
+			off += k;
+			continue;
+		}
+		if (pc->discard_line) {
+			size_t k = sp_lp_skip_line(p, avail);
+			if (k == 0) {
+				off = pc->in_len;
+				break;
+			}
+			pc->discard_line = false;
+			off += k;
+			continue;
+		}
+		if (pc->out_len - pc->out_off > PUB_OUT_HIGH) {
+			res = SVC_MORE;   /* resumes when replies drain */
+			break;
+		}
+		struct sp_lp_cmd cmd;
+		ssize_t n = sp_lp_parse(p, avail, &L->limits, &cmd);
+		if (n == SP_LP_PARTIAL)
+			break;
+		if (n == -E2BIG) {
+			reply_err(r, pc, "line too long");
+			pc->discard_line = true;
+			continue;
+		}
+		if (n < 0) {
+			reply_err(r, pc, "bad command");
+			pc->discard_line = true;
+			continue;
+		}
+		uint64_t id;
+		int rc;
+		struct sp_event ev;
+		switch (cmd.type) {
+		case SP_LP_PUB:
+		case SP_LP_EVENT:
+			ev = (struct sp_event){ .topic = cmd.topic,
+						.topic_len = cmd.topic_len,
+						.event = cmd.event,
+						.event_len = cmd.event ? cmd.event_len : 0,
+						.data = cmd.data,
+						.data_len = cmd.data_len };
+			rc = router_route(r, &ev, &id);
+			if (rc == -EAGAIN) {
+				res = SVC_STALL;
+				goto out;
+			}
+			if (rc != 0)
+				reply_err(r, pc, "out of memory");
+			else
+				reply(r, pc, "OK %llu\n", NULL, id);
+			break;
+		case SP_LP_PING:
+			reply(r, pc, "PONG\n", NULL, 0);
+			break;
+		case SP_LP_QUIT:
+			reply(r, pc, "OK bye\n", NULL, 0);
+			pc->quit = true;
+			break;
+		case SP_LP_ERROR:
+			reply_err(r, pc, cmd.err);
+			pc->discard = cmd.skip;
+			break;
+		}
+		off += (size_t)n;
+	}
+out:
+	if (off > 0) {
+		memmove(pc->in, pc->in + off, pc->in_len - off);
+		pc->in_len -= off;
+	}
+	return res;
+}
+
+void pub_flush(struct pubconn *pc)
+{
+	while (pc->out_off < pc->out_len) {
+		ssize_t n = write(pc->fd, pc->out + pc->out_off, pc->out_len - pc->out_off);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				pc->dead = true;
+			return;
+		}
+		pc->out_off += (size_t)n;
+	}
+	pc->out_off = pc->out_len = 0;
+}
+
+/* Read what the socket has, up to a budget. */
+static void pub_read(struct sp_router *r, struct pubconn *pc)
+{
+	struct sp_router_local *L = r->local;
+	size_t budget = PUB_READ_BUDGET;
+
+	while (pc->readable && !pc->eof && budget > 0) {
+		if (pc->in_len == pc->in_cap) {
+			if (pc->in_cap >= L->in_max)
+				return;   /* full: process() must consume first */
+			size_t cap = pc->in_cap ? pc->in_cap * 2 : PUB_IN_MIN;
+			if (cap > L->in_max)
+				cap = L->in_max;
+			char *p = realloc(pc->in, cap);
+			if (p == NULL) {
+				pc->dead = true;
+				return;
+			}
+			pc->in = p;
+			pc->in_cap = cap;
+		}
+		ssize_t n = read(pc->fd, pc->in + pc->in_len, pc->in_cap - pc->in_len);
+		if (n > 0) {
+			pc->in_len += (size_t)n;
+			budget -= (size_t)n < budget ? (size_t)n : budget;
+		} else if (n == 0) {
+			pc->eof = true;
+		} else if (errno == EAGAIN) {
+			pc->readable = false;
+		} else if (errno != EINTR) {
+			pc->dead = true;
+			return;
+		}
+	}
+}
+
+void pub_close(struct sp_router *r, struct pubconn *pc)
+{
+	sp_ev_del(&r->local->ev, pc->fd);
+	close(pc->fd);
+	sp_list_del(&pc->ready_link);
+	sp_list_del(&pc->all_link);
+	free(pc->in);
+	free(pc->out);
+	free(pc);
+	sp_stat_add(&r->stats.pub_conns_open, (uint64_t)-1);
+}
+
+/* Serve one publisher: read, execute, reply. */
+static enum svc pub_service(struct sp_router *r, struct pubconn *pc)
+{
+	enum svc res;
+
+	pub_read(r, pc);
+	res = process(r, pc);
+	pub_flush(pc);
+	if (pc->dead || (pc->quit && pc->out_len == 0) ||
+	    (pc->eof && res == SVC_DONE && pc->out_len == 0)) {
+		/* On EOF, a command cut off mid-line is simply dropped: a
+		 * publisher that disconnects mid-line publishes nothing. */
+		pub_close(r, pc);
+		return SVC_DONE;
+	}
+	if (res == SVC_STALL)
+		return res;
+	/* More to do now? Unread socket data with room to read it, or
+	 * replies to drain first (then the writable event brings us back). */
+	if (pc->out_len - pc->out_off > PUB_OUT_HIGH)
+		return SVC_DONE;
+	if (pc->readable && pc->in_len < pc->in_cap)
+		return SVC_MORE;
+	if (pc->readable && pc->in_len < r->local->in_max)
+		return SVC_MORE;
+	return SVC_DONE;
+}
+
+void pub_accept(struct sp_router *r)
+{
+	struct sp_router_local *L = r->local;
+
+	for (;;) {
+		int fd = accept4(r->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE)
+				L->accept_retry = true;   /* edge-triggered: poll again soon */
+			if (errno != EAGAIN)
+				sp_log(SP_LOG_WARN, "publisher accept failed", "errno=%d", errno);
+			return;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct pubconn *pc = calloc(1, sizeof(*pc));
+		if (pc == NULL) {
+			close(fd);
+			continue;
+		}
+		pc->fd = fd;
+		pc->readable = true;
+		if (sp_ev_add(&L->ev, fd, SP_EV_READ | SP_EV_WRITE, pc) != 0) {
+			close(fd);
+			free(pc);
+			continue;
+		}
+		sp_list_add_tail(&L->all, &pc->all_link);
+		sp_list_add_tail(&L->ready, &pc->ready_link);
+		sp_stat_add(&r->stats.pub_conns_open, 1);
+		sp_stat_add(&r->stats.pub_conns_total, 1);
+	}
+}
+
+/* Serve every publisher with pending work, unless a full ring stalls us. */
+void pub_serve_ready(struct sp_router *r)
+{
+	struct sp_router_local *L = r->local;
+	struct sp_list round;
+
+	/* Take the current ready list; publishers with more work go back on
+	 * the tail, so one busy publisher cannot starve the rest. */
+	sp_list_take(&round, &L->ready);
+
+	struct sp_list *it;
+	while ((it = sp_list_first(&round)) != NULL) {
+		struct pubconn *pc = sp_container_of(it, struct pubconn, ready_link);
+		sp_list_del(it);
+		if (L->stalled_on >= 0) {
+			sp_list_add_tail(&L->ready, it);
+			continue;
+		}
+		switch (pub_service(r, pc)) {
+		case SVC_STALL:
+			L->stall_start_ns = sp_now_ns();
+			sp_stat_add(&r->stats.stalls, 1);
+			/* retry this publisher after the stall */
+			__attribute__((fallthrough));
+		case SVC_MORE:
+			sp_list_add_tail(&L->ready, &pc->ready_link);
+			break;
+		case SVC_DONE:
+			break;
+		}
+	}
+}
+
