@@ -153,18 +153,17 @@ void sp_broker_drain(struct sp_broker *b)
 	sp_log(SP_LOG_INFO, "draining", "drain_ms=%u open=%u", b->cfg->drain_ms, sp_broker_open(b));
 }
 
-void sp_broker_monitor(struct sp_broker *b, uint64_t now_ms)
+void sp_broker_monitor(struct sp_broker *b)
 {
 	/* reconnects over the last 10 one-second samples */
-	static uint64_t samples[11];
-	static unsigned n;
+	uint64_t *samples = b->reconnect_samples;
+	unsigned n = b->nsamples;
 	uint64_t total = 0;
 
-	(void)now_ms;
 	for (unsigned i = 0; i < b->nworkers; i++)
 		total += sp_stat_get(&b->workers[i].stats.reconnects);
 	samples[n % 11] = total;
-	n++;
+	b->nsamples = ++n;
 	if (n < 2)
 		return;
 	unsigned span = n < 11 ? n - 1 : 10;

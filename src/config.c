@@ -169,65 +169,62 @@ static int parse_overflow(const char *v, enum sp_overflow *out)
 	return -EINVAL;
 }
 
-/* One or more comma-separated PATTERN=POLICY rules, appended in order. */
-static int add_policies(struct sp_config *cfg, const char *v, const char *source, FILE *err)
+/* Call <add> for each item of a comma-separated list (flag values of the
+ * repeatable options; in the environment they come comma-separated). */
+static int each_item(struct sp_config *cfg, const char *v, const char *source, const char *flag,
+		     FILE *err, int (*add)(struct sp_config *, char *, const char *, FILE *))
 {
 	char buf[1024];
 
-	if (v[0] == '\0')
-		return 0;
 	if (strlen(v) >= sizeof(buf)) {
-		fprintf(err, "spoutd: %s policy: value too long\n", source);
+		fprintf(err, "spoutd: %s %s: value too long\n", source, flag);
 		return -EINVAL;
 	}
 	strcpy(buf, v);
-	for (char *save = NULL, *rule = strtok_r(buf, ",", &save); rule != NULL;
-	     rule = strtok_r(NULL, ",", &save)) {
-		char *eq = strrchr(rule, '=');
-		struct sp_policy_rule *r = &cfg->policies[cfg->npolicies];
-		if (cfg->npolicies == SP_POLICIES_MAX) {
-			fprintf(err, "spoutd: %s policy: more than %d rules\n", source, SP_POLICIES_MAX);
+	for (char *save = NULL, *item = strtok_r(buf, ",", &save); item != NULL;
+	     item = strtok_r(NULL, ",", &save))
+		if (add(cfg, item, source, err) != 0)
 			return -EINVAL;
-		}
-		if (eq == NULL || parse_overflow(eq + 1, &r->policy) != 0) {
-			fprintf(err, "spoutd: %s policy: '%s' is not PATTERN=disconnect|drop-oldest|latest\n",
-				source, rule);
-			return -EINVAL;
-		}
-		*eq = '\0';
-		const char *why = sp_pattern_check(rule, strlen(rule));
-		if (why != NULL) {
-			fprintf(err, "spoutd: %s policy: '%s': %s\n", source, rule, why);
-			return -EINVAL;
-		}
-		strcpy(r->pattern, rule);
-		cfg->npolicies++;
-	}
 	return 0;
 }
 
-/* One or more comma-separated patterns for --topic-metrics. */
-static int add_topic_metrics(struct sp_config *cfg, const char *v, const char *source, FILE *err)
+/* PATTERN=POLICY, appended in order (first match wins). */
+static int add_policy(struct sp_config *cfg, char *rule, const char *source, FILE *err)
 {
-	char buf[1024];
+	char *eq = strrchr(rule, '=');
+	struct sp_policy_rule *r = &cfg->policies[cfg->npolicies];
 
-	if (v[0] == '\0')
-		return 0;
-	if (strlen(v) >= sizeof(buf)) {
-		fprintf(err, "spoutd: %s topic-metrics: value too long\n", source);
+	if (cfg->npolicies == SP_POLICIES_MAX) {
+		fprintf(err, "spoutd: %s policy: more than %d rules\n", source, SP_POLICIES_MAX);
 		return -EINVAL;
 	}
-	strcpy(buf, v);
-	for (char *save = NULL, *p = strtok_r(buf, ",", &save); p != NULL;
-	     p = strtok_r(NULL, ",", &save)) {
-		const char *why = sp_pattern_check(p, strlen(p));
-		if (why != NULL || cfg->ntopic_metrics == SP_POLICIES_MAX) {
-			fprintf(err, "spoutd: %s topic-metrics: '%s': %s\n", source, p,
-				why ? why : "too many patterns");
-			return -EINVAL;
-		}
-		strcpy(cfg->topic_metrics[cfg->ntopic_metrics++], p);
+	if (eq == NULL || parse_overflow(eq + 1, &r->policy) != 0) {
+		fprintf(err, "spoutd: %s policy: '%s' is not PATTERN=disconnect|drop-oldest|latest\n",
+			source, rule);
+		return -EINVAL;
 	}
+	*eq = '\0';
+	const char *why = sp_pattern_check(rule, strlen(rule));
+	if (why != NULL) {
+		fprintf(err, "spoutd: %s policy: '%s': %s\n", source, rule, why);
+		return -EINVAL;
+	}
+	strcpy(r->pattern, rule);
+	cfg->npolicies++;
+	return 0;
+}
+
+/* A --topic-metrics pattern. */
+static int add_topic_metric(struct sp_config *cfg, char *p, const char *source, FILE *err)
+{
+	const char *why = sp_pattern_check(p, strlen(p));
+
+	if (why != NULL || cfg->ntopic_metrics == SP_POLICIES_MAX) {
+		fprintf(err, "spoutd: %s topic-metrics: '%s': %s\n", source, p,
+			why ? why : "too many patterns");
+		return -EINVAL;
+	}
+	strcpy(cfg->topic_metrics[cfg->ntopic_metrics++], p);
 	return 0;
 }
 
@@ -282,9 +279,9 @@ static int set_opt(struct sp_config *cfg, const struct opt *o, const char *v,
 			source, o->flag, v);
 		return -EINVAL;
 	case OPT_POLICY:
-		return add_policies(cfg, v, source, err);
+		return each_item(cfg, v, source, o->flag, err, add_policy);
 	case OPT_TOPIC_METRICS:
-		return add_topic_metrics(cfg, v, source, err);
+		return each_item(cfg, v, source, o->flag, err, add_topic_metric);
 	case OPT_STR:
 		if (strlen(v) < sizeof(cfg->cors_origin) && strpbrk(v, "\r\n") == NULL) {
 			strcpy(field, v);

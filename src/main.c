@@ -61,7 +61,7 @@ int main(int argc, char **argv)
 		sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGINT || sig == SIGTERM)
 			break;
-		sp_broker_monitor(&broker, sp_now_ms());
+		sp_broker_monitor(&broker);
 	}
 	sp_log(SP_LOG_INFO, "shutting down", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	/* SIGTERM drains: streams close spread over --drain-ms so their

@@ -33,7 +33,6 @@ struct sp_wref *sp_wref_get(struct sp_wref_pool *p, struct sp_frame *frame,
 			p->free = &slab->w[i];
 		}
 		w = &slab->w[0];
-		p->allocated += WREF_SLAB;
 	} else {
 		p->free = w->next;
 	}
@@ -65,7 +64,6 @@ void sp_wref_pool_destroy(struct sp_wref_pool *p)
 		p->slabs = next;
 	}
 	p->free = NULL;
-	p->allocated = 0;
 }
 
 static inline struct sp_wref *at(const struct sp_outq *q, uint32_t i)

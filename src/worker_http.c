@@ -109,19 +109,19 @@ static int stream_preamble(struct sp_worker *w, char *out, size_t cap)
 
 void http_end_stream(struct sp_worker *w, struct conn *c)
 {
-	char body[64];
+	char body[96];
 	/* The client should come back (to another node), not stay away. */
 	uint32_t retry = w->broker->cfg->retry_ms ? jittered_retry(w) : 1000;
-	int n = snprintf(body, sizeof(body), ":drain\nretry: %u\n\n", retry);
-	struct sp_frame *f = sp_frame_new_chunk(body, (size_t)n);
-	struct sp_frame *end = c->chunked ? sp_frame_new_raw("0\r\n\r\n", 5) : NULL;
+	char text[48];
+	int tl = snprintf(text, sizeof(text), ":drain\nretry: %u\n\n", retry);
+	/* One frame: on HTTP/1.1 the chunk and the terminating chunk. */
+	int n = c->chunked ? snprintf(body, sizeof(body), "%x\r\n%s\r\n0\r\n\r\n", tl, text)
+			   : snprintf(body, sizeof(body), "%s", text);
+	struct sp_frame *f = sp_frame_new_raw(body, (size_t)n);
 
 	sp_list_del(&c->timer_link);
 	c->state = CS_RESPONDING;      /* closes once this is written */
-	if (f == NULL || conn_queue_response(w, c, f) != 0 ||
-	    (c->chunked && (end == NULL || conn_queue_response(w, c, end) != 0))) {
-		if (end != NULL && f == NULL)
-			sp_frame_release(end);
+	if (f == NULL || conn_queue_response(w, c, f) != 0) {
 		conn_close(w, c, CLOSE_ERROR);
 		return;
 	}

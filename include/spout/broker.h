@@ -217,6 +217,8 @@ struct sp_broker {
 	uint64_t memory_limit;        /* cgroup memory.max, 0 = none */
 	sp_counter reconnect_storm;   /* gauge 0/1, main thread's monitor */
 	sp_counter reconnect_rate;    /* gauge: reconnects/s over 10 s */
+	uint64_t reconnect_samples[11];/* main thread: one total per second */
+	unsigned nsamples;
 	struct sp_worker *workers;
 	struct sp_router router;
 	struct sp_acceptor acceptor;
@@ -236,7 +238,7 @@ static inline uint32_t sp_broker_open(struct sp_broker *b)
 	return atomic_load_explicit(&b->open_conns, memory_order_relaxed);
 }
 /* Once a second from main: reconnect-storm signal (gauge + log line). */
-void sp_broker_monitor(struct sp_broker *b, uint64_t now_ms);
+void sp_broker_monitor(struct sp_broker *b);
 /* Stop accepting, close every stream cleanly, join and free. Main thread. */
 void sp_broker_stop(struct sp_broker *b);
 

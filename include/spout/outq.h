@@ -42,7 +42,6 @@ struct sp_wref_slab;
 struct sp_wref_pool {
 	struct sp_wref *free;
 	struct sp_wref_slab *slabs;
-	uint64_t allocated;    /* wrefs ever malloc'd (a gauge of the pool) */
 };
 
 /* A wref for <frame> with <refs> references, taking over one frame ref.
