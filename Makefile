@@ -12,7 +12,11 @@
 #   make tsan       build under TSan into build/tsan/ (libc malloc)
 #   make test-asan  unit + integration tests against the ASan+UBSan build
 #   make test-tsan  the concurrency tests under TSan
-#   make bench      load figures (tools/bench.sh); not part of make test
+#   make bench      spout vs nchan and Pushpin, plus ring/history/metrics
+#                   figures (tools/bench.sh, ~25 min); writes docs/benchmarks.md
+#                   and docs/bench-p99.png; not part of make test
+#   make bench-quick  the comparison scaled down, one repetition (~2 min);
+#                   table in build/bench/quick.md, docs/ untouched
 #   make deps       only install missing packages (idempotent)
 #   make clean
 #
@@ -73,7 +77,7 @@ UNIT_BIN := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
 TOOLS    := $(BUILD)/spout-bench
 FLAGSTAMP := $(BUILD)/.flags
 
-.PHONY: all run test unit integration asan tsan test-asan test-tsan bench deps \
+.PHONY: all run test unit integration asan tsan test-asan test-tsan bench bench-quick deps \
 	clean help tools
 
 all: $(BUILD)/spoutd tools
@@ -104,8 +108,11 @@ $(BUILD)/test/%: test/unit/%.c $(BUILD)/libspout.a $(FLAGSTAMP)
 
 tools: $(TOOLS)
 
-$(BUILD)/spout-bench: tools/spout-bench.c $(FLAGSTAMP)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lm -pthread
+# spout-bench: one binary from the modules of tools/spout-bench/ (a small
+# tool: built in one compiler call, rebuilt when any of its files changes).
+BENCH_SRC := $(wildcard tools/spout-bench/*.c)
+$(BUILD)/spout-bench: $(BENCH_SRC) $(wildcard tools/spout-bench/*.h) $(FLAGSTAMP)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BENCH_SRC) -lm -pthread
 
 $(BUILD)/ringbench: tools/ringbench.c include/spout/ring.h $(BUILD)/libspout.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libspout.a -pthread
@@ -146,6 +153,10 @@ test-tsan: tsan
 bench: DEPS_PROFILE = bench
 bench: deps all $(BUILD)/ringbench
 	@tools/bench.sh --build $(BUILD)
+
+bench-quick: DEPS_PROFILE = bench
+bench-quick: deps all
+	@tools/bench.sh --build $(BUILD) --quick
 
 clean:
 	rm -rf build

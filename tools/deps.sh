@@ -6,7 +6,11 @@
 #   tools/deps.sh test    also what `make test` needs (curl, python3, ...,
 #                         and for the real-client tests: node + npm, Debian's
 #                         chromium, then `npm ci` in test/clients)
-#   tools/deps.sh bench   also what `make bench` needs
+#   tools/deps.sh bench   also what `make bench` needs, including the peers
+#                         spout is compared with (tools/bench/): nginx with
+#                         Debian's nchan module, and Pushpin (+ condure and
+#                         zurl). Their services are never started by the
+#                         install: tools/bench/peers.sh runs them.
 set -euo pipefail
 
 profile=${1:-run}
@@ -14,12 +18,20 @@ profile=${1:-run}
 build_pkgs=(gcc make pkg-config libjemalloc-dev libxxhash-dev libhttp-parser-dev liburing-dev netcat-openbsd)
 test_pkgs=(libcriterion-dev curl python3 procps iproute2)
 bench_pkgs=(libck-dev gnuplot-nox)
+# The comparison peers. libnginx-mod-nchan needs Debian's `nginx` itself (it
+# depends on nginx-abi-1.22.1-7, which only `nginx` provides; nginx-light is
+# a metapackage on top of it). pushpin depends on "condure | mongrel2-core":
+# condure and zurl are named so the runners tools/bench expects are there.
+peer_pkgs=(nginx libnginx-mod-nchan pushpin condure zurl python3)
+# Packages whose install (or postinst reload) touches a system service: nginx
+# on port 80, pushpin on 7999, zurl.
+service_pkgs=(nginx nginx-common libnginx-mod-nchan pushpin condure zurl)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in
 run) ;;
 test) pkgs+=("${test_pkgs[@]}") ;;
-bench) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+bench) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}" "${peer_pkgs[@]}") ;;
 *) echo "deps.sh: unknown profile '$profile' (run|test|bench)" >&2; exit 2 ;;
 esac
 
@@ -73,6 +85,45 @@ if [ "$(id -u)" -ne 0 ]; then
 	fi
 fi
 export DEBIAN_FRONTEND=noninteractive
+
+# No service may start because of this install (Debian starts nginx on port
+# 80, pushpin and zurl as daemons): while apt runs, /usr/sbin/policy-rc.d
+# answers 101 ("action forbidden") to invoke-rc.d. An existing policy-rc.d
+# that already forbids starting nginx is left alone; any other is set aside
+# and put back afterwards, as is the absence of one.
+policy=/usr/sbin/policy-rc.d
+policy_saved=""
+policy_ours=0
+restore_policy() {
+	[ "$policy_ours" -eq 1 ] || return 0
+	$sudo rm -f "$policy"
+	if [ -n "$policy_saved" ]; then
+		$sudo mv "$policy_saved" "$policy"
+	fi
+	policy_ours=0
+}
+guard_services() {
+	local p s need=0
+	for p in "${missing[@]}"; do
+		for s in "${service_pkgs[@]}"; do
+			[ "$p" = "$s" ] && need=1
+		done
+	done
+	[ "$need" -eq 1 ] || return 0
+	if [ -e "$policy" ]; then
+		local rc=0
+		"$policy" nginx start >/dev/null 2>&1 || rc=$?
+		[ "$rc" -eq 101 ] && return 0
+		policy_saved="$policy.spout-saved.$$"
+		$sudo mv "$policy" "$policy_saved"
+	fi
+	trap restore_policy EXIT
+	printf '#!/bin/sh\n# tools/deps.sh: no service starts during this install\nexit 101\n' |
+		$sudo tee "$policy" >/dev/null
+	$sudo chmod 755 "$policy"
+	policy_ours=1
+}
+guard_services
 # Update the package lists only when an install fails for want of them.
 if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/spout-deps.log 2>&1; then
 	$sudo apt-get update -q >>/tmp/spout-deps.log 2>&1
@@ -82,4 +133,5 @@ if ! $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/s
 		exit 1
 	}
 fi
+restore_policy
 clients_deps
