@@ -48,6 +48,9 @@ static const struct opt opts[] = {
 	{ "policy", OPT_POLICY, OFF(policies), 0, 0, "",
 	  "PATTERN=POLICY, repeatable (env: comma-separated): overflow policy for "
 	  "matching topics, first match wins, e.g. 'prices.>=latest'" },
+	{ "sndbuf", OPT_U32, OFF(sndbuf), 0, 16u << 20, "65536",
+	  "SO_SNDBUF of SSE sockets, bytes (the kernel doubles it); bounds kernel memory "
+	  "per slow client; 0 = kernel autotuning (up to net.ipv4.tcp_wmem max)" },
 	{ "write-timeout-ms", OPT_U32, OFF(write_timeout_ms), 10, 3600000, "10000",
 	  "close a connection whose pending writes make no progress this long" },
 	{ "heartbeat-ms", OPT_U32, OFF(heartbeat_ms), 10, 3600000, "15000",
@@ -90,8 +93,10 @@ static const struct opt opts[] = {
 	  "Access-Control-Allow-Origin value (\"*\" or an origin); empty = no CORS" },
 	{ "log-level", OPT_LEVEL, OFF(log_level), 0, 0, "info",
 	  "debug | info | warn | error" },
-	{ "io", OPT_IO, OFF(io), 0, 0, "epoll",
-	  "readiness backend: epoll | uring (io_uring; needs a liburing build)" },
+	{ "io", OPT_IO, OFF(io), 0, 0, "auto",
+	  "I/O backend: auto | epoll | uring; uring = io_uring multishot poll and one "
+	  "batched submit for all of a loop's writes (needs a liburing build); auto = uring "
+	  "if this build and kernel have it, else epoll" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -298,15 +303,19 @@ static int set_opt(struct sp_config *cfg, const struct opt *o, const char *v,
 		return -EINVAL;
 	case OPT_IO:
 		/* Availability is main's check (sp_ev_set_backend), not ours. */
+		if (strcmp(v, "auto") == 0) {
+			*(enum sp_io *)field = SP_IO_AUTO;
+			return 0;
+		}
 		if (strcmp(v, "epoll") == 0) {
-			*(enum sp_ev_backend *)field = SP_EV_EPOLL;
+			*(enum sp_io *)field = SP_IO_EPOLL;
 			return 0;
 		}
 		if (strcmp(v, "uring") == 0) {
-			*(enum sp_ev_backend *)field = SP_EV_URING;
+			*(enum sp_io *)field = SP_IO_URING;
 			return 0;
 		}
-		fprintf(err, "spoutd: %s %s: '%s' is not epoll or uring\n",
+		fprintf(err, "spoutd: %s %s: '%s' is not auto, epoll or uring\n",
 			source, o->flag, v);
 		return -EINVAL;
 	}

@@ -39,6 +39,7 @@
 #define FRAME_BUDGET 4096
 #define WRITE_BUDGET (256 * 1024)  /* bytes per connection per iteration */
 #define IOV_BATCH 64
+#define UWRITE_BATCH 256           /* io_uring writes per system call */
 #define TICK_MS 50
 
 static char wake_tag;
@@ -165,47 +166,45 @@ static enum close_reason io_error_reason(int err)
 	}
 }
 
-/* Write as much of the out-queue as the socket takes, up to a budget. */
-void conn_flush(struct sp_worker *w, struct conn *c)
+/* Account for one write's outcome: <k> bytes, or -errno. Returns false
+ * when the connection cannot take more now (blocked or closed). */
+static bool conn_wrote(struct sp_worker *w, struct conn *c, ssize_t k)
 {
 	struct sp_worker_local *L = w->local;
-	struct iovec iov[IOV_BATCH];
-	size_t written = 0;
 
-	/* Depth distribution: one sample per flush of a connection. */
-	sp_hist_add_shift(&w->queue_depth, c->q.count, 0);
-	while (c->state != CS_CLOSING && written < WRITE_BUDGET) {
-		int n = sp_outq_iov(&c->q, c->chunked, iov, IOV_BATCH);
-		if (n == 0)
-			break;
-		ssize_t k = writev(c->fd, iov, n);
-		if (k == -1) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				sp_stat_add(&w->stats.write_eagain, 1);
-				if (!c->blocked) {
-					c->blocked = true;
-					c->progress_ms = L->now_ms;
-					sp_list_move_tail(&L->blocked, &c->blocked_link);
-				}
-				return;
+	if (k < 0) {
+		if (k == -EAGAIN) {
+			sp_stat_add(&w->stats.write_eagain, 1);
+			if (!c->blocked) {
+				c->blocked = true;
+				c->progress_ms = L->now_ms;
+				sp_list_move_tail(&L->blocked, &c->blocked_link);
 			}
-			if (io_error_reason(errno) == CLOSE_ERROR)
-				sp_log(SP_LOG_INFO, "write failed", "fd=%d errno=%d", c->fd, errno);
-			conn_close(w, c, io_error_reason(errno));
-			return;
+			return false;
 		}
-		written += (size_t)k;
-		uint32_t events = sp_outq_consume(&c->q, &L->pool, (size_t)k, c->chunked,
-						  &w->lat_delivery, sp_now_ns());
-		sp_stat_add(&w->stats.deliveries, events);
-		sp_stat_add(&w->stats.bytes_out, (uint64_t)k);
-		if (c->blocked) {
-			c->progress_ms = L->now_ms;
-			sp_list_move_tail(&L->blocked, &c->blocked_link);
-		}
+		if (io_error_reason((int)-k) == CLOSE_ERROR)
+			sp_log(SP_LOG_INFO, "write failed", "fd=%d errno=%d", c->fd, (int)-k);
+		conn_close(w, c, io_error_reason((int)-k));
+		return false;
 	}
+	uint32_t events = sp_outq_consume(&c->q, &L->pool, (size_t)k, c->chunked,
+					  &w->lat_delivery, sp_now_ns());
+	sp_stat_add(&w->stats.deliveries, events);
+	sp_stat_add(&w->stats.bytes_out, (uint64_t)k);
+	if (c->blocked) {
+		c->progress_ms = L->now_ms;
+		sp_list_move_tail(&L->blocked, &c->blocked_link);
+	}
+	return true;
+}
+
+/* After a flush wrote <written> bytes: timers, and what comes next. */
+static void conn_flushed(struct sp_worker *w, struct conn *c, size_t written)
+{
+	struct sp_worker_local *L = w->local;
+
+	if (c->state == CS_CLOSING)
+		return;
 	if (written > 0 && c->state == CS_STREAMING) {
 		c->t_ms = L->now_ms;
 		sp_list_move_tail(&L->idle, &c->timer_link);
@@ -220,6 +219,28 @@ void conn_flush(struct sp_worker *w, struct conn *c)
 	} else if (!c->blocked) {
 		conn_want_flush(w, c);   /* budget used up: continue next round */
 	}
+}
+
+/* Write as much of the out-queue as the socket takes, up to a budget. */
+void conn_flush(struct sp_worker *w, struct conn *c)
+{
+	struct iovec iov[IOV_BATCH];
+	size_t written = 0;
+
+	/* Depth distribution: one sample per flush of a connection. */
+	sp_hist_add_shift(&w->queue_depth, c->q.count, 0);
+	while (c->state != CS_CLOSING && written < WRITE_BUDGET) {
+		int n = sp_outq_iov(&c->q, c->chunked, iov, IOV_BATCH);
+		if (n == 0)
+			break;
+		ssize_t k = writev(c->fd, iov, n);
+		if (k == -1 && errno == EINTR)
+			continue;
+		if (!conn_wrote(w, c, k == -1 ? -errno : k))
+			return;
+		written += (size_t)k;
+	}
+	conn_flushed(w, c, written);
 }
 
 /* Readable: parse the request head while reading it; afterwards only
@@ -296,9 +317,18 @@ static void adopt(struct sp_worker *w, int fd)
 		atomic_fetch_sub_explicit(&w->broker->open_conns, 1, memory_order_relaxed);
 		return;
 	}
-	/* SSE frames are small and latency matters more than packet count;
-	 * writev already batches bursts. */
+	/* SSE frames are small and latency matters more than packet count:
+	 * with Nagle, an event written while the previous one is unacked
+	 * would wait a round trip. Bursts are already batched by writev. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A fixed send buffer (no autotuning up to tcp_wmem's 4 MiB) bounds
+	 * what a stalled client pins in the kernel, so the memory behind a
+	 * slow consumer is --queue-bytes + 2 x --sndbuf, and it is shed
+	 * after a predictable backlog. SSE needs little: 64 KiB is over
+	 * 500 KB/s at 100 ms RTT. */
+	int sndbuf = (int)w->broker->cfg->sndbuf;
+	if (sndbuf > 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	c->fd = fd;
 	c->state = CS_READING;
 	c->t_ms = L->now_ms;
@@ -344,6 +374,74 @@ static bool drain_frames(struct sp_worker *w)
 	return true;
 }
 
+/* One io_uring write came back: the same accounting as a writev. A
+ * connection gets one write per round here; if more remains,
+ * conn_flushed puts it on the next round. */
+static void uwrite_done(void *arg, void *tag, ssize_t res)
+{
+	struct sp_worker *w = arg;
+	struct conn *c = tag;   /* valid: connections are freed only in reap() */
+
+	if (c->state == CS_CLOSING)
+		return;
+	if (res == -EINTR) {
+		conn_want_flush(w, c);   /* nothing written: again next round */
+		return;
+	}
+	if (conn_wrote(w, c, res))
+		conn_flushed(w, c, (size_t)res);
+}
+
+static void uwrite_submit(struct sp_worker *w)
+{
+	struct sp_worker_local *L = w->local;
+	int rc = sp_uwrite_submit(L->uw, uwrite_done, w);
+
+	if (rc < 0) {
+		/* The connections whose writes are unaccounted for were closed
+		 * by uwrite_done (their bytes may or may not have gone out). */
+		sp_log(SP_LOG_WARN, "io_uring write batch failed; using writev from now on",
+		       "worker=%u err=\"%s\"", w->id, strerror(-rc));
+		sp_uwrite_free(L->uw);
+		L->uw = NULL;
+	}
+}
+
+/* --io uring: one writev per connection, all submitted in one call. */
+static void flush_round_uring(struct sp_worker *w, struct sp_list *round)
+{
+	struct sp_worker_local *L = w->local;
+	struct iovec iov[IOV_BATCH];
+	struct sp_list *it;
+
+	while ((it = sp_list_first(round)) != NULL) {
+		struct conn *c = sp_container_of(it, struct conn, pending_link);
+		sp_list_del(it);
+		c->want_flush = false;
+		if (c->blocked || c->state == CS_CLOSING)
+			continue;
+		if (L->uw == NULL) {
+			conn_flush(w, c);
+			continue;
+		}
+		sp_hist_add_shift(&w->queue_depth, c->q.count, 0);
+		int n = sp_outq_iov(&c->q, c->chunked, iov, IOV_BATCH);
+		if (n == 0) {
+			conn_flushed(w, c, 0);
+			continue;
+		}
+		if (sp_uwrite_queue(L->uw, c->fd, iov, n, c) == -ENOSPC) {
+			uwrite_submit(w);
+			if (L->uw == NULL || sp_uwrite_queue(L->uw, c->fd, iov, n, c) != 0) {
+				conn_flush(w, c);
+				continue;
+			}
+		}
+	}
+	if (L->uw != NULL)
+		uwrite_submit(w);
+}
+
 static void flush_pending(struct sp_worker *w)
 {
 	struct sp_worker_local *L = w->local;
@@ -352,6 +450,10 @@ static void flush_pending(struct sp_worker *w)
 	/* Detach this round so connections that re-queue go to the next. */
 	sp_list_take(&round, &L->pending);
 
+	if (L->uw != NULL) {
+		flush_round_uring(w, &round);
+		return;
+	}
 	struct sp_list *it;
 	while ((it = sp_list_first(&round)) != NULL) {
 		struct conn *c = sp_container_of(it, struct conn, pending_link);
@@ -472,6 +574,13 @@ static int worker_setup(struct sp_worker *w)
 		return -ENOMEM;
 	if (sp_ev_add(&L->ev, w->wake_fd, SP_EV_READ, &wake_tag) != 0)
 		return -EIO;
+	if (strcmp(sp_ev_backend_name(), "uring") == 0) {
+		int err;
+		L->uw = sp_uwrite_new(UWRITE_BATCH, IOV_BATCH, &err);
+		if (L->uw == NULL)
+			sp_log(SP_LOG_WARN, "io_uring write path unavailable; using writev",
+			       "worker=%u err=\"%s\"", w->id, strerror(-err));
+	}
 	return 0;
 }
 
@@ -513,6 +622,7 @@ static void worker_teardown(struct sp_worker *w)
 	if (L->heartbeat.frame != NULL)
 		sp_frame_destroy(L->heartbeat.frame);
 	sp_ev_close(&L->ev);
+	sp_uwrite_free(L->uw);
 	free(L);
 	w->local = NULL;
 }

@@ -20,6 +20,7 @@
 #include "spout/ptrie.h"
 #include "spout/stats.h"
 #include "spout/tmap.h"
+#include "spout/uwrite.h"
 
 enum conn_state {
 	CS_READING,      /* waiting for the request head */
@@ -91,6 +92,7 @@ struct conn {
 
 struct sp_worker_local {
 	struct sp_ev ev;
+	struct sp_uwrite *uw;        /* --io uring: batched writes; else NULL */
 	struct sp_tmap topics;       /* topics and patterns, by name */
 	struct sp_ptrie patterns;    /* wild wtopics, by what they match */
 	struct sp_wref_pool pool;

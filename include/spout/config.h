@@ -19,6 +19,14 @@
 #define SP_VERSION "0.1.0"
 #define SP_WORKERS_MAX 256
 
+/* --io: io_uring (batched writes + multishot poll) when this build and
+ * kernel have it, else epoll; or one of them by name. */
+enum sp_io {
+	SP_IO_AUTO = 0,
+	SP_IO_EPOLL,
+	SP_IO_URING,
+};
+
 /* What a connection's full out-queue does (--overflow, --policy). */
 enum sp_overflow {
 	SP_OVERFLOW_DISCONNECT = 0,  /* shed the connection */
@@ -53,6 +61,7 @@ struct sp_config {
 	char topic_metrics[SP_POLICIES_MAX][129];   /* --topic-metrics patterns */
 	unsigned ntopic_metrics;
 	uint32_t topic_metrics_max;
+	uint32_t sndbuf;            /* SO_SNDBUF of SSE sockets; 0 = kernel's */
 	uint32_t write_timeout_ms;
 	uint32_t heartbeat_ms;
 	uint32_t header_timeout_ms;
@@ -71,7 +80,7 @@ struct sp_config {
 	uint32_t memory_high_pct;
 	char cors_origin[256];      /* "" = no CORS headers */
 	enum sp_log_level log_level;
-	enum sp_ev_backend io;      /* readiness backend (--io) */
+	enum sp_io io;              /* I/O backend (--io) */
 };
 
 /* Fill <cfg> with defaults, then SPOUT_* environment variables, then argv.

@@ -57,6 +57,8 @@ Test(config, defaults)
 	cr_assert_eq(c.max_topics, 16);
 	cr_assert_str_eq(c.cors_origin, "");
 	cr_assert_eq(c.log_level, SP_LOG_INFO);
+	cr_assert_eq(c.io, SP_IO_AUTO);
+	cr_assert_eq(c.sndbuf, 65536);
 	const struct sockaddr_in *pub = (const struct sockaddr_in *)&c.pub.ss;
 	cr_assert_eq(pub->sin_family, AF_INET);
 	cr_assert_eq(ntohs(pub->sin_port), 7400);
@@ -74,6 +76,21 @@ Test(config, flags_both_spellings)
 	cr_assert_eq(c.overflow, SP_OVERFLOW_DROP_OLDEST);
 	cr_assert_str_eq(c.cors_origin, "*");
 	cr_assert_eq(c.log_level, SP_LOG_WARN);
+}
+
+Test(config, io_backends_and_send_buffer)
+{
+	struct sp_config c;
+	char err[256] = "";
+	cr_assert_eq(parse(&c, err, sizeof(err), "--io", "epoll", "--sndbuf", "0", NULL), 0,
+		     "%s", err);
+	cr_assert_eq(c.io, SP_IO_EPOLL);
+	cr_assert_eq(c.sndbuf, 0, "0 leaves the send buffer to kernel autotuning");
+	cr_assert_eq(parse(&c, err, sizeof(err), "--io=uring", NULL), 0, "%s", err);
+	cr_assert_eq(c.io, SP_IO_URING);
+	cr_assert_eq(parse(&c, err, sizeof(err), "--io", "kqueue", NULL), -EINVAL);
+	cr_assert(strstr(err, "not auto, epoll or uring") != NULL, "%s", err);
+	cr_assert_neq(parse(&c, err, sizeof(err), "--sndbuf", "99999999999", NULL), 0);
 }
 
 Test(config, environment_then_flag_wins)
