@@ -3,18 +3,21 @@
 #
 #   tools/bench.sh [--build DIR] [--quick]
 #
-# 1. ringbench: the SPSC ring against Concurrency Kit's ck_ring.
-# 2. fan-out: one spoutd, 1000 subscribers on one topic, 128-byte events,
-#    publish rate stepped up; for each step: deliveries/s, loss, latency
-#    percentiles, broker CPU seconds and the load tool's own CPU share.
+# 1. spout against nchan and Pushpin, same run (tools/bench_compare.py):
+#    idle memory and connect rate, fan-out stepped to each broker's limit,
+#    wide, many-topics and slow-consumer scenarios, CPU per delivery; also
+#    spout on epoll next to its io_uring default. Writes the section of
+#    docs/benchmarks.md between its markers and docs/bench-p99.png.
+# 2. ringbench: the SPSC ring against Concurrency Kit's ck_ring.
 # 3. history bytes per retained event, and routing rate with 10,000
 #    patterns registered against none (tools/bench_resume.py).
 # 4. the cost of scraping /metrics every 100 ms under load
-#    (tools/bench_metrics.py), and one scrape taken under load.
+#    (tools/bench_metrics.py).
 #
-# Results go to stdout and build/bench/results.md. Every run is bounded
-# (spout-bench --max-seconds, timeout on each command); the broker is
-# stopped by PID.
+# --quick (make bench-quick): scaled-down scenarios, one repetition, CI-sized;
+# its table goes to <build>/bench/quick.md and docs/ are left alone; steps
+# 2-4 are skipped. Every run is bounded (spout-bench --max-seconds, timeout
+# on each command); servers are stopped by PID.
 set -euo pipefail
 
 build=build
@@ -30,19 +33,15 @@ done
 out_dir=$build/bench
 mkdir -p "$out_dir"
 results=$out_dir/results.md
-http_port=$((20000 + RANDOM % 10000))
-pub_port=$((http_port + 1))
-subs=1000
-secs=5
-rates=(200 1000 2000 5000 10000)
-[ "$quick" -eq 1 ] && { secs=2; rates=(200 1000); }
 
-broker_pid=
-cleanup() { [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null || true; }
-trap cleanup EXIT
+if [ "$quick" -eq 1 ]; then
+	timeout 600 python3 tools/bench_compare.py --build "$build" --quick --reps 1 \
+		--md "$out_dir/quick.md"
+	exit 0
+fi
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
+timeout 3600 python3 tools/bench_compare.py --build "$build" --reps 3 \
+	--brokers spout,spout-epoll,nchan,pushpin
 
 {
 	echo "# spout bench $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -58,65 +57,19 @@ hz=$(getconf CLK_TCK)
 		echo '```'
 		echo
 	fi
-	echo "## fan-out: $subs subscribers, 1 topic, 128-byte events, ${secs}s per step"
-	echo
-} | tee "$results"
-
-"$build/spoutd" --http "127.0.0.1:$http_port" --pub "127.0.0.1:$pub_port" \
-	--log-level warn >"$out_dir/spoutd.log" 2>&1 &
-broker_pid=$!
-for _ in $(seq 50); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$pub_port") 2>/dev/null && break
-	sleep 0.1
-done
-
-{
-	echo "| events/s | deliveries/s | lost | dup | p50 ms | p99 ms | max ms | spoutd CPU s | CPU µs/delivery | tool CPU share |"
-	echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-} | tee -a "$results"
-
-for rate in "${rates[@]}"; do
-	before=$(cpu_ticks "$broker_pid")
-	json=$(timeout 120 "$build/spout-bench" --http "127.0.0.1:$http_port" \
-		--pub "127.0.0.1:$pub_port" -s "$subs" -t 1 -r "$rate" -d "$secs" \
-		--src-addrs 127.0.0.2-127.0.0.20 --topic-prefix "b$rate" \
-		--max-seconds 90 --json) || true
-	after=$(cpu_ticks "$broker_pid")
-	python3 - "$rate" "$before" "$after" "$hz" "$json" <<'EOF' | tee -a "$results"
-import json, sys
-rate, before, after, hz, raw = sys.argv[1:6]
-try:
-    r = json.loads(raw)
-except ValueError:
-    print("| %s | run failed | | | | | | | | |" % rate)
-    sys.exit(0)
-cpu = (int(after) - int(before)) / int(hz)
-per = cpu * 1e6 / r["received"] if r["received"] else 0
-print("| %s | %.0f | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f%% |" % (
-    rate, r["deliveries_per_s"], r["lost"], r["duplicated"], r["p50_ms"],
-    r["p99_ms"], r["max_ms"], cpu, per, 100 * r["cpu_share"]))
-EOF
-done
-
-kill "$broker_pid"
-wait "$broker_pid" || true
-broker_pid=
-
-{
-	echo
 	echo "## history and pattern costs (tools/bench_resume.py)"
 	echo
 	echo '```'
 	timeout 600 python3 tools/bench_resume.py --spoutd "$build/spoutd" \
-		--bench "$build/spout-bench" $([ "$quick" -eq 1 ] && echo "--events 100000 --seconds 2")
+		--bench "$build/spout-bench"
 	echo '```'
 	echo
 	echo "## cost of /metrics: a scrape every 100 ms (tools/bench_metrics.py)"
 	echo
 	echo '```'
 	timeout 600 python3 tools/bench_metrics.py --spoutd "$build/spoutd" --bench "$build/spout-bench" \
-		--rate 2000 --out "$out_dir/metrics-under-load.txt" $([ "$quick" -eq 1 ] && echo "--reps 1 --seconds 2")
+		--rate 2000 --out "$out_dir/metrics-under-load.txt"
 	echo '```'
-} | tee -a "$results"
+} | tee "$results"
 echo
-echo "results: $results"
+echo "comparison: docs/benchmarks.md, docs/bench-p99.png; other figures: $results"
