@@ -94,9 +94,9 @@ static const struct opt opts[] = {
 	{ "log-level", OPT_LEVEL, OFF(log_level), 0, 0, "info",
 	  "debug | info | warn | error" },
 	{ "io", OPT_IO, OFF(io), 0, 0, "auto",
-	  "I/O backend: auto | epoll | uring; uring = io_uring multishot poll and one "
-	  "batched submit for all of a loop's writes (needs a liburing build); auto = uring "
-	  "if this build and kernel have it, else epoll" },
+	  "I/O: auto = wait on epoll, batch each loop's socket writes into one io_uring "
+	  "submit when this build and kernel allow it (else writev); epoll = epoll + writev; "
+	  "uring = io_uring for waiting too (multishot poll; needs a liburing build)" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

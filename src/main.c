@@ -30,13 +30,10 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return 2;
 	sp_log_set_level(cfg.log_level);
-	/* Before any thread: every loop is opened on this backend. io_uring
-	 * is the default where it works: one submit carries all of a loop's
-	 * writes (docs/benchmarks.md measures both). */
-	if (cfg.io == SP_IO_AUTO) {
-		if (sp_ev_set_backend(SP_EV_URING) != 0)
-			sp_log(SP_LOG_INFO, "io_uring unavailable, using epoll", "io=auto");
-	} else if (sp_ev_set_backend(cfg.io == SP_IO_URING ? SP_EV_URING : SP_EV_EPOLL) != 0) {
+	/* Before any thread: every loop is opened on this backend. The
+	 * default (auto) waits on epoll and batches writes through io_uring
+	 * when available (workers set that up themselves; see worker.c). */
+	if (cfg.io == SP_IO_URING && sp_ev_set_backend(SP_EV_URING) != 0) {
 #ifdef SP_HAVE_URING
 		fprintf(stderr, "spoutd: --io uring: this kernel refuses io_uring "
 			"multishot poll (needs >= 5.13, not disabled); use --io epoll\n");
@@ -46,7 +43,8 @@ int main(int argc, char **argv)
 #endif
 		return 2;
 	}
-	sp_log(SP_LOG_INFO, "io backend", "io=%s", sp_ev_backend_name());
+	sp_log(SP_LOG_INFO, "io backend", "wait=%s writes=%s", sp_ev_backend_name(),
+	       cfg.io == SP_IO_EPOLL ? "writev" : "io_uring if available");
 
 	/* A write to a closed socket must be an EPIPE, not a dead process. */
 	signal(SIGPIPE, SIG_IGN);

@@ -574,10 +574,11 @@ static int worker_setup(struct sp_worker *w)
 		return -ENOMEM;
 	if (sp_ev_add(&L->ev, w->wake_fd, SP_EV_READ, &wake_tag) != 0)
 		return -EIO;
-	if (strcmp(sp_ev_backend_name(), "uring") == 0) {
+	if (cfg->io != SP_IO_EPOLL) {
 		int err;
 		L->uw = sp_uwrite_new(UWRITE_BATCH, IOV_BATCH, &err);
-		if (L->uw == NULL)
+		/* auto on a kernel without io_uring is normal: writev, quietly. */
+		if (L->uw == NULL && (cfg->io == SP_IO_URING || err != -ENOTSUP))
 			sp_log(SP_LOG_WARN, "io_uring write path unavailable; using writev",
 			       "worker=%u err=\"%s\"", w->id, strerror(-err));
 	}
