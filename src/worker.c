@@ -1,6 +1,6 @@
 /*
- * worker.c - one epoll worker thread: its loop, connection I/O, timers and
- * connection lifetime.
+ * worker.c - one worker thread: its loop, reading, timers and connection
+ * lifetime (writing is in worker_write.c).
  *
  * A worker owns its connections from the moment the acceptor hands over the
  * fd until it closes it: it alone reads, writes and frees them. Closing is
@@ -13,7 +13,8 @@
  *   2. handle socket events (read requests, notice writability);
  *   3. adopt new fds from the acceptor;
  *   4. drain the router's frame ring (bounded) into connection out-queues;
- *   5. flush every connection with queued bytes, one writev batch each;
+ *   5. flush every connection with queued bytes (worker_write.c): one
+ *      io_uring submit for all of them when available, else a writev each;
  *   6. send subscribe/unsubscribe messages, then run the timers;
  *   7. free the connections closed during this iteration.
  *
@@ -37,9 +38,6 @@
 
 #define ACCEPT_BUDGET 256
 #define FRAME_BUDGET 4096
-#define WRITE_BUDGET (256 * 1024)  /* bytes per connection per iteration */
-#define IOV_BATCH 64
-#define UWRITE_BATCH 256           /* io_uring writes per system call */
 #define TICK_MS 50
 
 static char wake_tag;
@@ -149,98 +147,6 @@ int conn_queue_response(struct sp_worker *w, struct conn *c, struct sp_frame *f)
 	}
 	conn_want_flush(w, c);
 	return 0;
-}
-
-/* Peer-caused errors are routine; anything else is worth a log line. */
-static enum close_reason io_error_reason(int err)
-{
-	switch (err) {
-	case ECONNRESET:
-	case EPIPE:
-	case ETIMEDOUT:
-	case EHOSTUNREACH:
-	case ENETUNREACH:
-		return CLOSE_CLIENT;
-	default:
-		return CLOSE_ERROR;
-	}
-}
-
-/* Account for one write's outcome: <k> bytes, or -errno. Returns false
- * when the connection cannot take more now (blocked or closed). */
-static bool conn_wrote(struct sp_worker *w, struct conn *c, ssize_t k)
-{
-	struct sp_worker_local *L = w->local;
-
-	if (k < 0) {
-		if (k == -EAGAIN) {
-			sp_stat_add(&w->stats.write_eagain, 1);
-			if (!c->blocked) {
-				c->blocked = true;
-				c->progress_ms = L->now_ms;
-				sp_list_move_tail(&L->blocked, &c->blocked_link);
-			}
-			return false;
-		}
-		if (io_error_reason((int)-k) == CLOSE_ERROR)
-			sp_log(SP_LOG_INFO, "write failed", "fd=%d errno=%d", c->fd, (int)-k);
-		conn_close(w, c, io_error_reason((int)-k));
-		return false;
-	}
-	uint32_t events = sp_outq_consume(&c->q, &L->pool, (size_t)k, c->chunked,
-					  &w->lat_delivery, sp_now_ns());
-	sp_stat_add(&w->stats.deliveries, events);
-	sp_stat_add(&w->stats.bytes_out, (uint64_t)k);
-	if (c->blocked) {
-		c->progress_ms = L->now_ms;
-		sp_list_move_tail(&L->blocked, &c->blocked_link);
-	}
-	return true;
-}
-
-/* After a flush wrote <written> bytes: timers, and what comes next. */
-static void conn_flushed(struct sp_worker *w, struct conn *c, size_t written)
-{
-	struct sp_worker_local *L = w->local;
-
-	if (c->state == CS_CLOSING)
-		return;
-	if (written > 0 && c->state == CS_STREAMING) {
-		c->t_ms = L->now_ms;
-		sp_list_move_tail(&L->idle, &c->timer_link);
-	}
-	if (c->q.count == 0) {
-		if (c->blocked) {
-			c->blocked = false;
-			sp_list_del(&c->blocked_link);
-		}
-		if (c->state == CS_RESPONDING)
-			conn_close(w, c, CLOSE_DONE);
-	} else if (!c->blocked) {
-		conn_want_flush(w, c);   /* budget used up: continue next round */
-	}
-}
-
-/* Write as much of the out-queue as the socket takes, up to a budget. */
-void conn_flush(struct sp_worker *w, struct conn *c)
-{
-	struct iovec iov[IOV_BATCH];
-	size_t written = 0;
-
-	/* Depth distribution: one sample per flush of a connection. */
-	sp_hist_add_shift(&w->queue_depth, c->q.count, 0);
-	while (c->state != CS_CLOSING && written < WRITE_BUDGET) {
-		int n = sp_outq_iov(&c->q, c->chunked, iov, IOV_BATCH);
-		if (n == 0)
-			break;
-		ssize_t k = writev(c->fd, iov, n);
-		if (k == -1 && errno == EINTR)
-			continue;
-		if (!conn_wrote(w, c, k == -1 ? -errno : k))
-			return;
-		written += (size_t)k;
-	}
-	conn_flushed(w, c, written);
 }
 
 /* Readable: parse the request head while reading it; afterwards only
@@ -374,96 +280,6 @@ static bool drain_frames(struct sp_worker *w)
 	return true;
 }
 
-/* One io_uring write came back: the same accounting as a writev. A
- * connection gets one write per round here; if more remains,
- * conn_flushed puts it on the next round. */
-static void uwrite_done(void *arg, void *tag, ssize_t res)
-{
-	struct sp_worker *w = arg;
-	struct conn *c = tag;   /* valid: connections are freed only in reap() */
-
-	if (c->state == CS_CLOSING)
-		return;
-	if (res == -EINTR) {
-		conn_want_flush(w, c);   /* nothing written: again next round */
-		return;
-	}
-	if (conn_wrote(w, c, res))
-		conn_flushed(w, c, (size_t)res);
-}
-
-static void uwrite_submit(struct sp_worker *w)
-{
-	struct sp_worker_local *L = w->local;
-	int rc = sp_uwrite_submit(L->uw, uwrite_done, w);
-
-	if (rc < 0) {
-		/* The connections whose writes are unaccounted for were closed
-		 * by uwrite_done (their bytes may or may not have gone out). */
-		sp_log(SP_LOG_WARN, "io_uring write batch failed; using writev from now on",
-		       "worker=%u err=\"%s\"", w->id, strerror(-rc));
-		sp_uwrite_free(L->uw);
-		L->uw = NULL;
-	}
-}
-
-/* --io uring: one writev per connection, all submitted in one call. */
-static void flush_round_uring(struct sp_worker *w, struct sp_list *round)
-{
-	struct sp_worker_local *L = w->local;
-	struct iovec iov[IOV_BATCH];
-	struct sp_list *it;
-
-	while ((it = sp_list_first(round)) != NULL) {
-		struct conn *c = sp_container_of(it, struct conn, pending_link);
-		sp_list_del(it);
-		c->want_flush = false;
-		if (c->blocked || c->state == CS_CLOSING)
-			continue;
-		if (L->uw == NULL) {
-			conn_flush(w, c);
-			continue;
-		}
-		sp_hist_add_shift(&w->queue_depth, c->q.count, 0);
-		int n = sp_outq_iov(&c->q, c->chunked, iov, IOV_BATCH);
-		if (n == 0) {
-			conn_flushed(w, c, 0);
-			continue;
-		}
-		if (sp_uwrite_queue(L->uw, c->fd, iov, n, c) == -ENOSPC) {
-			uwrite_submit(w);
-			if (L->uw == NULL || sp_uwrite_queue(L->uw, c->fd, iov, n, c) != 0) {
-				conn_flush(w, c);
-				continue;
-			}
-		}
-	}
-	if (L->uw != NULL)
-		uwrite_submit(w);
-}
-
-static void flush_pending(struct sp_worker *w)
-{
-	struct sp_worker_local *L = w->local;
-	struct sp_list round;
-
-	/* Detach this round so connections that re-queue go to the next. */
-	sp_list_take(&round, &L->pending);
-
-	if (L->uw != NULL) {
-		flush_round_uring(w, &round);
-		return;
-	}
-	struct sp_list *it;
-	while ((it = sp_list_first(&round)) != NULL) {
-		struct conn *c = sp_container_of(it, struct conn, pending_link);
-		sp_list_del(it);
-		c->want_flush = false;
-		if (!c->blocked)
-			conn_flush(w, c);
-	}
-}
-
 static void run_timers(struct sp_worker *w)
 {
 	struct sp_worker_local *L = w->local;
@@ -574,14 +390,7 @@ static int worker_setup(struct sp_worker *w)
 		return -ENOMEM;
 	if (sp_ev_add(&L->ev, w->wake_fd, SP_EV_READ, &wake_tag) != 0)
 		return -EIO;
-	if (cfg->io != SP_IO_EPOLL) {
-		int err;
-		L->uw = sp_uwrite_new(UWRITE_BATCH, IOV_BATCH, &err);
-		/* auto on a kernel without io_uring is normal: writev, quietly. */
-		if (L->uw == NULL && (cfg->io == SP_IO_URING || err != -ENOTSUP))
-			sp_log(SP_LOG_WARN, "io_uring write path unavailable; using writev",
-			       "worker=%u err=\"%s\"", w->id, strerror(-err));
-	}
+	conn_write_init(w);
 	return 0;
 }
 
@@ -674,7 +483,7 @@ void *sp_worker_main(void *arg)
 		}
 		more = drain_accept(w);
 		more = drain_frames(w) || more;
-		flush_pending(w);
+		conn_flush_pending(w);
 		sub_flush_ctl(w);
 		run_timers(w);
 		uint64_t drain_start = atomic_load_explicit(&w->broker->drain_start_ms,

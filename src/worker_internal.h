@@ -1,7 +1,8 @@
 /*
  * worker_internal.h - state private to one worker thread, shared by
- * worker.c (loop, connection I/O, timers), worker_http.c (requests and
- * responses) and worker_sub.c (subscriptions and fan-out).
+ * worker.c (loop, reading, timers), worker_write.c (socket writes),
+ * worker_http.c (requests and responses) and worker_sub.c (subscriptions
+ * and fan-out).
  *
  * Everything reachable from struct sp_worker_local is owned by that worker
  * thread alone: no locks, no atomics, except the stats counters.
@@ -127,7 +128,16 @@ struct sp_worker_local {
 /* worker.c */
 void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why);
 void conn_want_flush(struct sp_worker *w, struct conn *c);
+
+/* worker_write.c */
+/* Set up the io_uring write path if --io and the system allow it. */
+void conn_write_init(struct sp_worker *w);
+/* Write <c>'s out-queue with writev until EAGAIN or a budget. */
 void conn_flush(struct sp_worker *w, struct conn *c);
+/* Write every connection on the pending list (one round). */
+void conn_flush_pending(struct sp_worker *w);
+/* Why a read or write error closes a connection (peer vs our problem). */
+enum close_reason io_error_reason(int err);
 /* Queue an owned wref on <c> bypassing the stream bounds (responses). */
 int conn_queue_response(struct sp_worker *w, struct conn *c, struct sp_frame *f);
 
