@@ -566,20 +566,28 @@ def projection(w, reps):
 
 
 def plot(a, reps, names, png):
-    """p99 against delivered rate, one line per broker (first repetition)."""
+    """p99 against delivered rate, one line per broker: for each step any
+    repetition reached, the medians over the repetitions that ran it."""
     datdir = os.path.join(a.build, "bench")
+    os.makedirs(datdir, exist_ok=True)
     series = []
     for n in names:
+        by_rate = {}
+        for rep in reps:
+            for s in rep.get(n, {}).get("fanout", {}).get("steps", []):
+                if s["r"]:
+                    by_rate.setdefault(s["rate"], []).append(s["r"])
         path = os.path.join(datdir, "steps-%s.dat" % n)
         with open(path, "w") as f:
-            for s in reps[0].get(n, {}).get("fanout", {}).get("steps", []):
-                if s["r"]:
-                    f.write("%f %f\n" % (s["r"]["deliveries_per_s"], max(s["r"]["p99_ms"], 0.01)))
+            for rate in sorted(by_rate):
+                rs = by_rate[rate]
+                f.write("%f %f\n" % (statistics.median(r["deliveries_per_s"] for r in rs),
+                                     max(statistics.median(r["p99_ms"] for r in rs), 0.01)))
         series.append("'%s' using 1:2 with linespoints lw 2 title '%s'" % (path, n))
     script = "\n".join([
         "set terminal pngcairo size 900,560",
         "set output '%s'" % png,
-        "set title 'p99 latency vs delivered rate (1000 subscribers, 1 topic, 128 B)'",
+        "set title 'p99 latency vs delivered rate (1000 subscribers, 1 topic, 128 B; medians over repetitions)'",
         "set xlabel 'deliveries/s'", "set ylabel 'p99 latency (ms)'",
         "set logscale xy", "set grid", "set key top left",
         "set arrow from graph 0, first %g to graph 1, first %g nohead dt 2" % (
