@@ -203,6 +203,7 @@ void *sp_acceptor_main(void *arg)
 		sp_log_msg(SP_LOG_ERROR, "acceptor setup failed");
 		exit(1);
 	}
+	sp_broker_thread_ready(a->broker);
 	while (!atomic_load_explicit(&a->stop, memory_order_acquire)) {
 		int n = sp_ev_wait(&ev, evs, 4, a->starved ? 100 : 1000);
 		bool ready = a->starved;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "spout/broker.h"
@@ -121,6 +122,15 @@ int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg)
 			return -rc;
 	if ((rc = pthread_create(&b->acceptor.thread, NULL, sp_acceptor_main, &b->acceptor)) != 0)
 		return -rc;
+	/* Wait for every thread's set-up (a failing one exits the process):
+	 * until then the listeners already queue connections, but "started"
+	 * and a stable process (fds, memory) mean every thread is serving. */
+	unsigned want = b->nworkers + 2;
+	for (int waited_ms = 0; atomic_load(&b->threads_ready) < want; waited_ms++) {
+		if (waited_ms == 30000)
+			return -ETIMEDOUT;
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
 	atomic_store(&b->phase, SP_PHASE_RUNNING);
 	sp_log(SP_LOG_INFO, "spoutd started",
 	       "version=%s http=%s pub=%s workers=%u max_conns=%u nofile=%llu queue=%u "
@@ -131,6 +141,11 @@ int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg)
 	       cfg->overflow == SP_OVERFLOW_DROP_OLDEST ? "drop-oldest" : "latest",
 	       cfg->write_timeout_ms, cfg->heartbeat_ms);
 	return 0;
+}
+
+void sp_broker_thread_ready(struct sp_broker *b)
+{
+	atomic_fetch_add(&b->threads_ready, 1);
 }
 
 static void stop_thread(pthread_t *t, _Atomic bool *stop, int wake_fd)

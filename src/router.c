@@ -444,6 +444,7 @@ void *sp_router_main(void *arg)
 		sp_log_msg(SP_LOG_ERROR, "router setup failed");
 		exit(1);
 	}
+	sp_broker_thread_ready(r->broker);
 	struct sp_router_local *L = r->local;
 	while (!atomic_load_explicit(&r->stop, memory_order_acquire)) {
 		int timeout = L->accept_retry ? 100 : 1000;

@@ -449,6 +449,7 @@ void *sp_worker_main(void *arg)
 		sp_log(SP_LOG_ERROR, "worker setup failed", "worker=%u", w->id);
 		exit(1);
 	}
+	sp_broker_thread_ready(w->broker);
 	struct sp_worker_local *L = w->local;
 	while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
 		int timeout = more || !sp_list_empty(&L->pending) ? 0 : TICK_MS;

@@ -209,6 +209,9 @@ struct sp_broker {
 	uint64_t nofile_limit;
 	uint64_t started_ns;
 	_Atomic uint32_t open_conns;  /* acceptor adds, workers subtract */
+	/* Threads past their set-up (each adds 1 once): sp_broker_start
+	 * returns only when all are, so "started" means serving. */
+	_Atomic unsigned threads_ready;
 	_Atomic int phase;            /* enum sp_phase; main writes */
 	/* CLOCK_MONOTONIC ms when draining began, 0 before: main writes once,
 	 * workers read it each loop round and close their streams spread
@@ -226,6 +229,9 @@ struct sp_broker {
 
 /* Create the listeners, rings and threads. Returns 0 or -errno after
  * logging why. Main thread. */
+/* Called once by each broker thread when its set-up is done. */
+void sp_broker_thread_ready(struct sp_broker *b);
+
 int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg);
 /* Begin a graceful drain: readyz answers 503, new stream requests are told
  * to reconnect elsewhere, workers close their streams spread over

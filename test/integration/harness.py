@@ -202,6 +202,20 @@ class Broker:
                     raise AssertionError("spoutd did not accept on port %d within %.1fs"
                                          % (port, self.start_timeout))
                 time.sleep(0.01)
+        # The listeners accept before the threads finish their set-up;
+        # /readyz turns 200 only once every thread is serving. Tests that
+        # measure a baseline (fds, memory) need that moment, not the first.
+        while True:
+            try:
+                if raw_http(self.http_port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n",
+                            1.0).status == 200:
+                    break
+            except (OSError, AssertionError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError("spoutd not ready (/readyz) within %.1fs" % self.start_timeout)
+            time.sleep(0.01)
 
     def send_signal(self, sig):
         os.kill(self.pid, sig)

@@ -174,6 +174,9 @@ def second_signal_stops_the_drain_at_once():
 @test(timeout=30)
 def accept_rate_cap_answers_503_with_jittered_retry_after():
     with Broker("--max-accept-rate", "5") as b:
+        # The harness's start-up probes (port, /readyz) took tokens from
+        # the 5-token bucket: let it refill so the burst starts full.
+        time.sleep(1.2)
         got = []
         for k in range(40):
             r = b.http(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", src=src_addr(k))
