@@ -54,7 +54,7 @@ struct sp_uwrite *sp_uwrite_new(unsigned ops, unsigned iov_max, int *err)
 	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = 2 * ops };
 	int rc = io_uring_queue_init_params(ops, &u->ring, &p);
 	if (rc < 0) {
-		*err = rc == -ENOMEM ? -ENOMEM : -ENOTSUP;
+		*err = rc;      /* -EPERM (seccomp, io_uring_disabled), -ENOSYS, -ENOMEM */
 		goto fail;
 	}
 	return u;

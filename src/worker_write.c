@@ -33,9 +33,12 @@ void conn_write_init(struct sp_worker *w)
 	if (cfg->io == SP_IO_EPOLL)
 		return;
 	L->uw = sp_uwrite_new(UWRITE_BATCH, IOV_BATCH, &err);
-	/* auto on a kernel without io_uring is normal: writev, quietly. */
-	if (L->uw == NULL && (cfg->io == SP_IO_URING || err != -ENOTSUP))
-		sp_log(SP_LOG_WARN, "io_uring write path unavailable; using writev",
+	/* With auto, a kernel or seccomp profile without io_uring (Docker's
+	 * and Kubernetes' default profiles block it) is normal, but it costs
+	 * CPU, so say so once per worker: an operator should know. */
+	if (L->uw == NULL)
+		sp_log(cfg->io == SP_IO_URING ? SP_LOG_WARN : SP_LOG_INFO,
+		       "io_uring write path unavailable; using writev",
 		       "worker=%u err=\"%s\"", w->id, strerror(-err));
 }
 

@@ -11,7 +11,8 @@
  * memory and out-queues need no pinning across loop iterations.
  *
  * Only built with liburing (SP_HAVE_URING); otherwise sp_uwrite_new
- * returns NULL with -ENOTSUP and the worker uses writev.
+ * returns NULL with -ENOTSUP and the worker uses writev (as it does when
+ * the kernel refuses io_uring).
  *
  * Threading: one struct sp_uwrite per worker thread, used by it alone.
  */
@@ -24,8 +25,9 @@
 struct sp_uwrite;
 
 /* A batcher of up to <ops> writes of at most <iov_max> iovecs each.
- * Returns NULL and sets *<err> (-ENOTSUP without liburing or when the
- * kernel refuses io_uring, -ENOMEM). */
+ * Returns NULL and sets *<err>: -ENOTSUP without liburing, else what
+ * io_uring_setup said (-EPERM under a seccomp profile or with
+ * kernel.io_uring_disabled, -ENOSYS on old kernels, -ENOMEM). */
 struct sp_uwrite *sp_uwrite_new(unsigned ops, unsigned iov_max, int *err);
 void sp_uwrite_free(struct sp_uwrite *u);
 

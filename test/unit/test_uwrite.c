@@ -7,8 +7,9 @@
  * O_NONBLOCK socket) the worker would stall behind its slowest client, so
  * every case runs under a Criterion timeout.
  *
- * Cases skip only when sp_uwrite_new says -ENOTSUP (built without liburing
- * or a kernel that refuses io_uring).
+ * Cases skip only when sp_uwrite_new says io_uring is not there (-ENOTSUP:
+ * built without liburing; -EPERM/-ENOSYS: the kernel or a seccomp profile
+ * refuses it).
  */
 #include <criterion/criterion.h>
 
@@ -45,7 +46,7 @@ static struct sp_uwrite *new_or_skip(unsigned ops, unsigned iov_max)
 	int err = 0;
 	struct sp_uwrite *u = sp_uwrite_new(ops, iov_max, &err);
 
-	if (u == NULL && err == -ENOTSUP)
+	if (u == NULL && (err == -ENOTSUP || err == -EPERM || err == -ENOSYS))
 		cr_skip_test("io_uring unavailable (not built with liburing, or refused)");
 	cr_assert_not_null(u, "sp_uwrite_new: %s", strerror(-err));
 	return u;
