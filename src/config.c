@@ -331,6 +331,31 @@ static void env_name(const char *flag, char *out, size_t cap)
 	out[n] = '\0';
 }
 
+/* A SPOUT_* variable no option reads is a typo or a setting this version
+ * does not have (e.g. one from a newer release): warn, so it is not
+ * silently ignored, but keep running - the environment is often shared
+ * by several versions during a rollout. */
+static void warn_unknown_env(FILE *err)
+{
+	extern char **environ;
+	char env[64];
+
+	for (char **e = environ; e != NULL && *e != NULL; e++) {
+		const char *eq = strchr(*e, '=');
+		if (strncmp(*e, "SPOUT_", 6) != 0 || eq == NULL)
+			continue;
+		size_t n = (size_t)(eq - *e);
+		bool known = false;
+		for (size_t i = 0; i < NOPTS && !known; i++) {
+			env_name(opts[i].flag, env, sizeof(env));
+			known = strlen(env) == n && strncmp(env, *e, n) == 0;
+		}
+		if (!known)
+			fprintf(err, "spoutd: warning: environment variable %.*s is not a spoutd "
+				"setting; ignored (see --help)\n", (int)n, *e);
+	}
+}
+
 void sp_config_usage(FILE *out)
 {
 	char env[64];
@@ -365,6 +390,7 @@ int sp_config_parse(struct sp_config *cfg, int argc, char **argv, FILE *err)
 		if (v != NULL && set_opt(cfg, &opts[i], v, env, err) != 0)
 			return -EINVAL;
 	}
+	warn_unknown_env(err);
 	for (int a = 1; a < argc; a++) {
 		const char *arg = argv[a];
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {

@@ -36,6 +36,7 @@ static void clear_env(void)
 	unsetenv("SPOUT_HEARTBEAT_MS");
 	unsetenv("SPOUT_WORKERS");
 	unsetenv("SPOUT_OVERFLOW");
+	unsetenv("SPOUT_REDIS");
 }
 
 TestSuite(config, .init = clear_env, .fini = clear_env);
@@ -91,6 +92,20 @@ Test(config, io_backends_and_send_buffer)
 	cr_assert_eq(parse(&c, err, sizeof(err), "--io", "kqueue", NULL), -EINVAL);
 	cr_assert(strstr(err, "not auto, epoll or uring") != NULL, "%s", err);
 	cr_assert_neq(parse(&c, err, sizeof(err), "--sndbuf", "99999999999", NULL), 0);
+}
+
+Test(config, unknown_spout_environment_is_warned_not_fatal)
+{
+	struct sp_config c;
+	char err[512] = "";
+	setenv("SPOUT_REDIS", "127.0.0.1:6379", 1);
+	cr_assert_eq(parse(&c, err, sizeof(err), NULL), 0, "%s", err);
+	cr_assert(strstr(err, "SPOUT_REDIS is not a spoutd setting") != NULL, "%s", err);
+	setenv("SPOUT_WORKERS", "2", 1);
+	unsetenv("SPOUT_REDIS");
+	err[0] = '\0';
+	cr_assert_eq(parse(&c, err, sizeof(err), NULL), 0, "%s", err);
+	cr_assert_eq(strstr(err, "SPOUT_WORKERS"), NULL, "a known variable is not warned about: %s", err);
 }
 
 Test(config, environment_then_flag_wins)
