@@ -2,8 +2,8 @@
  * uwrite.c - batched socket writes through io_uring (see uwrite.h).
  *
  * Each queued write is one IORING_OP_SENDMSG whose user_data is its index
- * in the batch; its iovecs are copied into the batch's own array so the
- * caller can reuse its stack buffer for the next connection.
+ * in the batch; the caller builds its iovecs directly in the batch's own
+ * array (sp_uwrite_next), which lives until the submit.
  *
  * MSG_DONTWAIT is what makes the batch synchronous: a send the socket
  * cannot take at once completes with -EAGAIN, so every CQE is posted
@@ -84,7 +84,19 @@ unsigned sp_uwrite_pending(const struct sp_uwrite *u)
 	return u->n;
 }
 
-int sp_uwrite_queue(struct sp_uwrite *u, int fd, const struct iovec *iov, int n, void *tag)
+struct iovec *sp_uwrite_next(struct sp_uwrite *u)
+{
+	if (u->n == u->ops || io_uring_sq_space_left(&u->ring) == 0)
+		return NULL;
+	return u->iov + (size_t)u->n * u->iov_max;
+}
+
+unsigned sp_uwrite_iov_max(const struct sp_uwrite *u)
+{
+	return u->iov_max;
+}
+
+int sp_uwrite_queue(struct sp_uwrite *u, int fd, int n, void *tag)
 {
 	if (u->n == u->ops)
 		return -ENOSPC;
@@ -93,10 +105,9 @@ int sp_uwrite_queue(struct sp_uwrite *u, int fd, const struct iovec *iov, int n,
 		return -ENOSPC;
 	if (n > (int)u->iov_max)
 		n = (int)u->iov_max;
-	struct iovec *own = u->iov + (size_t)u->n * u->iov_max;
-	memcpy(own, iov, (size_t)n * sizeof(*iov));
 	struct msghdr *m = &u->msg[u->n];
-	*m = (struct msghdr){ .msg_iov = own, .msg_iovlen = (size_t)n };
+	*m = (struct msghdr){ .msg_iov = u->iov + (size_t)u->n * u->iov_max,
+			      .msg_iovlen = (size_t)n };
 	io_uring_prep_sendmsg(sqe, fd, m, MSG_DONTWAIT | MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, u->n);
 	u->tag[u->n] = tag;
@@ -158,9 +169,21 @@ unsigned sp_uwrite_pending(const struct sp_uwrite *u)
 	return 0;
 }
 
-int sp_uwrite_queue(struct sp_uwrite *u, int fd, const struct iovec *iov, int n, void *tag)
+struct iovec *sp_uwrite_next(struct sp_uwrite *u)
 {
-	(void)u; (void)fd; (void)iov; (void)n; (void)tag;
+	(void)u;
+	return NULL;
+}
+
+unsigned sp_uwrite_iov_max(const struct sp_uwrite *u)
+{
+	(void)u;
+	return 0;
+}
+
+int sp_uwrite_queue(struct sp_uwrite *u, int fd, int n, void *tag)
+{
+	(void)u; (void)fd; (void)n; (void)tag;
 	return -ENOTSUP;
 }
 

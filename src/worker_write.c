@@ -167,11 +167,11 @@ static void uwrite_submit(struct sp_worker *w)
 	}
 }
 
-/* io_uring available: one sendmsg per connection, all in one submit. */
+/* io_uring available: one sendmsg per connection, all in one submit. The
+ * out-queue's iovecs are built in the batch's own array: no copy. */
 static void flush_round_uring(struct sp_worker *w, struct sp_list *round)
 {
 	struct sp_worker_local *L = w->local;
-	struct iovec iov[IOV_BATCH];
 	struct sp_list *it;
 
 	while ((it = sp_list_first(round)) != NULL) {
@@ -180,23 +180,21 @@ static void flush_round_uring(struct sp_worker *w, struct sp_list *round)
 		c->want_flush = false;
 		if (c->blocked || c->state == CS_CLOSING)
 			continue;
-		if (L->uw == NULL) {
-			conn_flush(w, c);
+		struct iovec *iov = L->uw ? sp_uwrite_next(L->uw) : NULL;
+		if (iov == NULL && L->uw != NULL) {
+			uwrite_submit(w);     /* batch full */
+			iov = L->uw ? sp_uwrite_next(L->uw) : NULL;
+		}
+		if (iov == NULL) {
+			conn_flush(w, c);     /* the write path failed: writev */
 			continue;
 		}
 		sp_hist_add_shift(&w->queue_depth, c->q.count, 0);
-		int n = sp_outq_iov(&c->q, c->chunked, iov, IOV_BATCH);
-		if (n == 0) {
+		int n = sp_outq_iov(&c->q, c->chunked, iov, (int)sp_uwrite_iov_max(L->uw));
+		if (n == 0)
 			conn_flushed(w, c, 0);
-			continue;
-		}
-		if (sp_uwrite_queue(L->uw, c->fd, iov, n, c) == -ENOSPC) {
-			uwrite_submit(w);
-			if (L->uw == NULL || sp_uwrite_queue(L->uw, c->fd, iov, n, c) != 0) {
-				conn_flush(w, c);
-				continue;
-			}
-		}
+		else
+			sp_uwrite_queue(L->uw, c->fd, n, c);   /* room checked by _next */
 	}
 	if (L->uw != NULL)
 		uwrite_submit(w);

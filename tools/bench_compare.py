@@ -33,6 +33,8 @@ import sys
 import threading
 import time
 
+from benchlib import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.join(ROOT, "tools", "bench", "peers.sh")
 HZ = os.sysconf("SC_CLK_TCK")
@@ -40,14 +42,6 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 SRC = "127.0.0.2-127.0.0.60"
 P99_LIMIT_MS = 50.0
 BEGIN, END = "<!-- bench_compare:begin -->", "<!-- bench_compare:end -->"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port, secs=20):

@@ -12,20 +12,13 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import threading
 import time
 import urllib.request
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from benchlib import free_port
 
 
 def run(bench, http, pub, seconds, prefix, rate):

@@ -31,11 +31,17 @@ struct sp_uwrite;
 struct sp_uwrite *sp_uwrite_new(unsigned ops, unsigned iov_max, int *err);
 void sp_uwrite_free(struct sp_uwrite *u);
 
-/* Queue a send of iov[0..n) on the socket <fd>; the iovecs are copied (n is capped
- * at iov_max), the bytes they point to must stay until sp_uwrite_submit
- * returns. <tag> comes back with the result. Returns 0, or -ENOSPC when
- * the batch is full (submit, then queue again). */
-int sp_uwrite_queue(struct sp_uwrite *u, int fd, const struct iovec *iov, int n, void *tag);
+/* The iovec array of the next write, for the caller to fill in place (no
+ * copy): up to sp_uwrite_iov_max() entries. NULL when the batch is full
+ * (submit, then ask again). */
+struct iovec *sp_uwrite_next(struct sp_uwrite *u);
+unsigned sp_uwrite_iov_max(const struct sp_uwrite *u);
+
+/* Queue a send on the socket <fd> of the first <n> iovecs of the array
+ * sp_uwrite_next just returned; the bytes they point to must stay until
+ * sp_uwrite_submit returns. <tag> comes back with the result. Returns 0,
+ * or -ENOSPC when the batch is full. */
+int sp_uwrite_queue(struct sp_uwrite *u, int fd, int n, void *tag);
 
 /* Writes queued and not yet submitted. */
 unsigned sp_uwrite_pending(const struct sp_uwrite *u);
