@@ -19,7 +19,7 @@
 #include "spout/ptrie.h"
 
 enum opt_kind { OPT_ADDR, OPT_U32, OPT_OVERFLOW, OPT_STR, OPT_LEVEL, OPT_U64, OPT_IO,
-		OPT_POLICY, OPT_TOPIC_METRICS };
+		OPT_POLICY, OPT_TOPIC_METRICS, OPT_BOOL, OPT_REDIS, OPT_PREFIX };
 
 struct opt {
 	const char *flag;           /* without the leading "--" */
@@ -93,6 +93,18 @@ static const struct opt opts[] = {
 	  "Access-Control-Allow-Origin value (\"*\" or an origin); empty = no CORS" },
 	{ "log-level", OPT_LEVEL, OFF(log_level), 0, 0, "info",
 	  "debug | info | warn | error" },
+	{ "redis", OPT_REDIS, OFF(redis), 0, 0, "",
+	  "cluster mode: the Redis backplane, HOST:PORT or redis://[:PASSWORD@]HOST[:PORT][/DB]; "
+	  "empty = a single node on its own (docs/cluster.md)" },
+	{ "redis-prefix", OPT_PREFIX, OFF(redis_prefix), 0, 0, "spout",
+	  "prefix of every Redis key and channel ([A-Za-z0-9_.:-], 1..64 bytes): one per cluster" },
+	{ "redis-timeout-ms", OPT_U32, OFF(redis_timeout_ms), 50, 600000, "2000",
+	  "a Redis connect or command outstanding this long declares the link down (reconnect)" },
+	{ "redis-probe-ms", OPT_U32, OFF(redis_probe_ms), 10, 600000, "1000",
+	  "period of the heartbeat each node sends itself through Redis; none back within "
+	  "max(3 periods, --redis-timeout-ms) = stalled, not ready" },
+	{ "ready-without-redis", OPT_BOOL, OFF(ready_without_redis), 0, 0, "no",
+	  "answer /readyz 200 \"degraded\" while the backplane is down (default: 503)" },
 	{ "io", OPT_IO, OFF(io), 0, 0, "auto",
 	  "I/O: auto = wait on epoll, batch each loop's socket writes into one io_uring "
 	  "submit when this build and kernel allow it (else writev); epoll = epoll + writev; "
@@ -144,6 +156,106 @@ int sp_addr_parse(const char *s, struct sp_addr *a)
 	a->len = res->ai_addrlen;
 	freeaddrinfo(res);
 	strcpy(a->text, s);
+	return 0;
+}
+
+static int parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Percent-decode a URL's password in place; -EINVAL on a bad escape. */
+static int url_unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (*s != '%') {
+			*o++ = *s;
+			continue;
+		}
+		if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]))
+			return -EINVAL;
+		char hex[3] = { s[1], s[2], 0 };
+		*o = (char)strtoul(hex, NULL, 16);
+		if (*o++ == '\0')
+			return -EINVAL;
+		s += 2;
+	}
+	*o = '\0';
+	return 0;
+}
+
+int sp_redis_url_parse(const char *s, struct sp_redis_url *u)
+{
+	char buf[sizeof(u->text)];
+	uint64_t n;
+
+	memset(u, 0, sizeof(*u));
+	if (s[0] == '\0')
+		return 0;                      /* cluster mode off */
+	if (strlen(s) >= sizeof(buf) || strpbrk(s, " \t\r\n") != NULL)
+		return -EINVAL;
+	strcpy(buf, s);
+	u->port = 6379;
+	char *hostport = buf;
+	bool url = strncmp(buf, "redis://", 8) == 0;
+	if (url) {
+		hostport = buf + 8;
+		char *slash = strchr(hostport, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			if (slash[1] != '\0') {
+				if (parse_u64(slash + 1, 0, 1000000, &n) != 0)
+					return -EINVAL;
+				u->db = (unsigned)n;
+			}
+		}
+		char *at = strrchr(hostport, '@');
+		if (at != NULL) {
+			*at = '\0';
+			/* redis://:pw@h (legacy) or redis://user:pw@h: the
+			 * password is after the first ':'; users need ACLs
+			 * (Redis 6) and are not supported by this client. */
+			char *colon = strchr(hostport, ':');
+			if (colon == NULL || colon != hostport)
+				return -EINVAL;
+			if (strlen(colon + 1) >= sizeof(u->password))
+				return -EINVAL;
+			strcpy(u->password, colon + 1);
+			if (url_unescape(u->password) != 0 || u->password[0] == '\0')
+				return -EINVAL;
+			hostport = at + 1;
+		}
+	}
+	char *port = NULL;
+	if (hostport[0] == '[') {
+		char *end = strchr(hostport, ']');
+		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
+			return -EINVAL;
+		*end = '\0';
+		port = end[1] == ':' ? end + 2 : NULL;
+		hostport++;
+	} else {
+		char *colon = strrchr(hostport, ':');
+		if (colon != NULL) {
+			*colon = '\0';
+			port = colon + 1;
+		} else if (!url) {
+			return -EINVAL;             /* plain form: HOST:PORT */
+		}
+	}
+	if (hostport[0] == '\0' || strlen(hostport) >= sizeof(u->host) ||
+	    strpbrk(hostport, "/@?#") != NULL)
+		return -EINVAL;
+	strcpy(u->host, hostport);
+	if (port != NULL) {
+		if (parse_u64(port, 1, 65535, &n) != 0)
+			return -EINVAL;
+		u->port = (unsigned)n;
+	}
+	/* For logs: the URL with the password masked. */
+	if (u->password[0] != '\0')
+		snprintf(u->text, sizeof(u->text), "redis://:***@%s:%u/%u", u->host, u->port, u->db);
+	else
+		snprintf(u->text, sizeof(u->text), "%s:%u/%u", u->host, u->port, u->db);
 	return 0;
 }
 
@@ -295,6 +407,33 @@ static int set_opt(struct sp_config *cfg, const struct opt *o, const char *v,
 		fprintf(err, "spoutd: %s %s: value too long or has a line break\n",
 			source, o->flag);
 		return -EINVAL;
+	case OPT_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "1") == 0 || strcmp(v, "true") == 0) {
+			*(bool *)field = true;
+			return 0;
+		}
+		if (strcmp(v, "no") == 0 || strcmp(v, "0") == 0 || strcmp(v, "false") == 0) {
+			*(bool *)field = false;
+			return 0;
+		}
+		fprintf(err, "spoutd: %s %s: '%s' is not yes or no\n", source, o->flag, v);
+		return -EINVAL;
+	case OPT_REDIS:
+		if (sp_redis_url_parse(v, field) == 0)
+			return 0;
+		fprintf(err, "spoutd: %s %s: '%s' is not HOST:PORT or "
+			"redis://[:PASSWORD@]HOST[:PORT][/DB]\n", source, o->flag, v);
+		return -EINVAL;
+	case OPT_PREFIX:
+		if (v[0] != '\0' && strlen(v) <= SP_REDIS_PREFIX_MAX &&
+		    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-") ==
+		    strlen(v)) {
+			strcpy(field, v);
+			return 0;
+		}
+		fprintf(err, "spoutd: %s %s: '%s' must be 1..%d bytes of [A-Za-z0-9_.:-]\n",
+			source, o->flag, v, SP_REDIS_PREFIX_MAX);
+		return -EINVAL;
 	case OPT_LEVEL:
 		if (sp_log_parse_level(v, field) == 0)
 			return 0;
@@ -416,7 +555,9 @@ int sp_config_parse(struct sp_config *cfg, int argc, char **argv, FILE *err)
 			fprintf(err, "spoutd: unknown option '%s' (see --help)\n", arg);
 			return -EINVAL;
 		}
-		const char *v = eq ? eq + 1 : (a + 1 < argc ? argv[++a] : NULL);
+		/* A yes/no option given bare means yes; --x=no still works. */
+		const char *v = eq ? eq + 1 : o->kind == OPT_BOOL ? "yes"
+			      : (a + 1 < argc ? argv[++a] : NULL);
 		if (v == NULL) {
 			fprintf(err, "spoutd: option '--%s' needs a value\n", o->flag);
 			return -EINVAL;

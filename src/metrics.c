@@ -71,6 +71,45 @@ static void topic_series(FILE *f, struct sp_broker *b)
 }
 
 /* Process and container pressure, read at scrape time. */
+/* Cluster mode only: the Redis backplane (docs/cluster.md). */
+static void backplane(FILE *f, struct sp_broker *b)
+{
+	struct sp_bp_stats *s = &b->router.bp;
+
+	if (!sp_config_cluster(b->cfg))
+		return;
+	metric(f, "spout_backplane_up", "gauge", "1 while both Redis links are set up.",
+	       sp_stat_get(&s->up));
+	metric(f, "spout_backplane_ready", "gauge",
+	       "1 while the heartbeat through Redis comes back in time.", sp_stat_get(&s->ready));
+	metric(f, "spout_backplane_connects_total", "counter", "Times the backplane came up.",
+	       sp_stat_get(&s->connects));
+	metric(f, "spout_backplane_errors_total", "counter",
+	       "Link failures, timeouts and error replies from Redis.", sp_stat_get(&s->errors));
+	metric(f, "spout_backplane_publishes_total", "counter",
+	       "Events stored through Redis and acknowledged.", sp_stat_get(&s->publishes));
+	metric(f, "spout_backplane_publish_errors_total", "counter",
+	       "Publishes answered ERR because of the backplane.", sp_stat_get(&s->publish_errors));
+	metric(f, "spout_backplane_events_received_total", "counter",
+	       "Events received from Redis pub/sub.", sp_stat_get(&s->events_received));
+	metric(f, "spout_backplane_duplicates_total", "counter",
+	       "Events received twice (via a topic and a pattern) and dropped once.",
+	       sp_stat_get(&s->duplicates));
+	metric(f, "spout_backplane_subscriptions", "gauge",
+	       "Redis channels and patterns this node holds.", sp_stat_get(&s->subscriptions));
+	fprintf(f, "# HELP spout_backplane_probe_rtt_seconds Last heartbeat round trip through Redis.\n"
+		   "# TYPE spout_backplane_probe_rtt_seconds gauge\n"
+		   "spout_backplane_probe_rtt_seconds %.6f\n",
+		(double)sp_stat_get(&s->probe_rtt_ns) / 1e9);
+	metric(f, "spout_backplane_replays_total", "counter",
+	       "Resumptions answered from Redis history.", sp_stat_get(&s->replays));
+	metric(f, "spout_backplane_resets_total", "counter",
+	       "Times Redis' id counter was seen starting a new epoch (data lost).",
+	       sp_stat_get(&s->resets));
+	metric(f, "spout_backplane_inbox", "gauge",
+	       "Received events waiting for worker ring room.", sp_stat_get(&s->inbox));
+}
+
 static void runtime(FILE *f, struct sp_broker *b)
 {
 	uint64_t periods, usec;
@@ -263,6 +302,7 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 			      "Per-connection out-queue depth, sampled at every flush.",
 			      lat, b->nworkers, 0, 1.0);
 	topic_series(f, b);
+	backplane(f, b);
 	runtime(f, b);
 	metric(f, "spout_workers", "gauge", "Worker threads.", b->nworkers);
 	metric(f, "spout_open_files_limit", "gauge", "RLIMIT_NOFILE in force.", b->nofile_limit);

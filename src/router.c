@@ -42,16 +42,6 @@
 
 #define CTL_BUDGET 1024
 
-/* A topic, or a pattern (<wild>), with subscribers on at least one worker.
- * Patterns are also in the pattern trie, which finds them by topic. */
-struct rtopic {
-	struct sp_tnode node;
-	uint32_t nworkers;            /* bits set in <workers> */
-	int policy;                   /* enum sp_overflow, from --policy/--overflow */
-	bool wild;
-	uint64_t workers[];           /* bitset, then the name */
-};
-
 /* --topic-metrics: count a publish on a matching topic, in its own series
  * while fewer than --topic-metrics-max topics have one. Opt-in, so the
  * pattern checks cost nothing unless configured. */
@@ -97,8 +87,9 @@ static bool bit_get(const uint64_t *b, unsigned i)
 	return (b[i / 64] >> (i % 64)) & 1;
 }
 
-/* Apply one ctl from worker <w>. */
-static void apply_ctl(struct sp_router *r, unsigned w, struct sp_ctl *c)
+/* Apply one ctl from worker <w>. Returns false when its ack must wait
+ * (cluster mode: parked on the topic until Redis confirms). */
+static bool apply_ctl(struct sp_router *r, unsigned w, struct sp_ctl *c)
 {
 	struct sp_router_local *L = r->local;
 	struct sp_tnode *n = sp_tmap_find(&L->topics, c->topic_hash, c->topic, c->topic_len);
@@ -113,7 +104,7 @@ static void apply_ctl(struct sp_router *r, unsigned w, struct sp_ctl *c)
 				 * receives nothing until memory returns. Logged,
 				 * because it is not a peer fault. */
 				sp_log(SP_LOG_ERROR, "out of memory adding topic", "topic=%s", c->topic);
-				return;
+				return true;
 			}
 			char *name = (char *)t->workers + bits;
 			memcpy(name, c->topic, c->topic_len + 1);
@@ -128,20 +119,34 @@ static void apply_ctl(struct sp_router *r, unsigned w, struct sp_ctl *c)
 					sp_log(SP_LOG_ERROR, "out of memory adding pattern",
 					       "pattern=%s", name);
 					free(t);
-					return;
+					return true;
 				}
 				*slot = t;
 			}
 			sp_tmap_insert(&L->topics, &t->node);
 			sp_stat_set(&r->stats.topics, L->topics.count);
+			if (L->bp != NULL)
+				bp_topic_added(r, t);
 		}
 		if (!bit_get(t->workers, w)) {
 			t->workers[w / 64] |= 1ull << (w % 64);
 			t->nworkers++;
 		}
+		sp_stat_add(&r->stats.subs_processed, 1);
+		if (L->bp != NULL && bp_topic_waits(r, t)) {
+			/* The worker starts streams when this ack arrives:
+			 * not before Redis sends us the topic's events. */
+			c->from = w;
+			c->next = t->parked;
+			t->parked = c;
+			return false;
+		}
+		return true;
 	} else if (t != NULL && bit_get(t->workers, w)) {
 		t->workers[w / 64] &= ~(1ull << (w % 64));
 		if (--t->nworkers == 0) {
+			if (L->bp != NULL)
+				bp_topic_removed(r, t);
 			sp_tmap_remove(&L->topics, &t->node);
 			if (t->wild)
 				sp_ptrie_remove(&L->patterns, t->node.name, t->node.len);
@@ -150,11 +155,12 @@ static void apply_ctl(struct sp_router *r, unsigned w, struct sp_ctl *c)
 		}
 	}
 	sp_stat_add(&r->stats.subs_processed, 1);
+	return true;
 }
 
 /* Answer a resumption: everything retained after the client's id on its
  * topics. Runs between two publishes, so <upto> splits the stream exactly. */
-static void answer_replay(struct sp_router *r, struct sp_replay *rp)
+void router_replay_local(struct sp_router *r, struct sp_replay *rp)
 {
 	struct sp_history *h = &r->local->hist;
 	enum sp_gap gap = SP_GAP_NONE;
@@ -185,27 +191,121 @@ static void answer_replay(struct sp_router *r, struct sp_replay *rp)
 		sp_stat_add(&r->stats.replay_gaps, 1);
 }
 
+static int cmp_frame_id(const void *a, const void *b)
+{
+	uint64_t x = (*(struct sp_frame *const *)a)->id, y = (*(struct sp_frame *const *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+/* Cluster mode: a replay answer read from Redis is completed here, as it
+ * enters the ring. The Redis read ran after this node's subscriptions were
+ * confirmed, so it holds every event on these topics up to the counter it
+ * saw (rp->upto on entry, router_bp.c); every later event reaches this node
+ * live, and those received so far are in local history. So: the union of
+ * both, once each, and <upto> = the newer of the two bounds, so that the
+ * copies of read events still on their way live are skipped by the worker. */
+static void finish_replay(struct sp_router *r, struct sp_replay *rp)
+{
+	struct sp_history *h = &r->local->hist;
+	struct sp_frame **local = NULL;
+	size_t nlocal = 0, k;
+	enum sp_gap ignored;
+
+	rp->merge_local = false;
+	if (rp->upto < r->last_id)
+		rp->upto = r->last_id;
+	sp_stat_add(&r->stats.replayed_events, rp->nframes);
+	if (!sp_history_enabled(h) ||
+	    sp_history_collect(h, rp->topic, rp->len, rp->ntopics, rp->after, &local, &nlocal,
+			       &ignored) != 0 || nlocal == 0)
+		return;
+	struct sp_frame **all = realloc(rp->frames, (rp->nframes + nlocal) * sizeof(*all));
+	if (all == NULL) {
+		for (size_t i = 0; i < nlocal; i++)
+			sp_frame_release(local[i]);
+		free(local);
+		return;
+	}
+	memcpy(all + rp->nframes, local, nlocal * sizeof(*local));
+	free(local);
+	size_t n = rp->nframes + nlocal;
+	qsort(all, n, sizeof(*all), cmp_frame_id);
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (k > 0 && all[k - 1]->id == all[i]->id)
+			sp_frame_release(all[i]);
+		else
+			all[k++] = all[i];
+	}
+	sp_stat_add(&r->stats.replayed_events, k - rp->nframes);
+	rp->frames = all;
+	rp->nframes = k;
+}
+
+static void push_ack(struct sp_router *r, unsigned w, struct sp_ctl *c)
+{
+	if (c->type == SP_CTL_REPLAY && ((struct sp_replay *)c)->merge_local)
+		finish_replay(r, (struct sp_replay *)c);
+	sp_ring_push_producer(&r->broker->workers[w].frame_ring, (uintptr_t)c | SP_RING_TAG_CTL);
+	r->local->dirty[w] = true;
+}
+
+void router_ack(struct sp_router *r, unsigned w, struct sp_ctl *c)
+{
+	struct sp_router_local *L = r->local;
+
+	if (L->outbox[w] == NULL && sp_ring_free_producer(&r->broker->workers[w].frame_ring) > 0) {
+		push_ack(r, w, c);
+		return;
+	}
+	c->next = NULL;
+	if (L->outbox[w] != NULL)
+		L->outbox_tail[w]->next = c;
+	else
+		L->outbox[w] = c;
+	L->outbox_tail[w] = c;
+}
+
+/* Push queued acks, in order, while the ring has room. */
+static void flush_outbox(struct sp_router *r, unsigned w)
+{
+	struct sp_router_local *L = r->local;
+	struct sp_ring *ring = &r->broker->workers[w].frame_ring;
+
+	while (L->outbox[w] != NULL && sp_ring_free_producer(ring) > 0) {
+		struct sp_ctl *c = L->outbox[w];
+		L->outbox[w] = c->next;
+		c->next = NULL;
+		push_ack(r, w, c);
+	}
+}
+
 /* Take ctl messages from every worker and answer each on its frame ring.
  * An answer needs a frame-ring slot; without one the ctl waits in its ring. */
 static void drain_ctl(struct sp_router *r)
 {
 	struct sp_broker *b = r->broker;
+	struct sp_router_local *L = r->local;
 
 	for (unsigned w = 0; w < b->nworkers; w++) {
 		struct sp_worker *wk = &b->workers[w];
 		uintptr_t v;
+		flush_outbox(r, w);
 		for (int i = 0; i < CTL_BUDGET; i++) {
-			if (sp_ring_free_producer(&wk->frame_ring) == 0)
+			if (L->outbox[w] != NULL || sp_ring_free_producer(&wk->frame_ring) == 0)
 				break;
 			if (!sp_ring_pop_consumer(&wk->ctl_ring, &v))
 				break;
 			struct sp_ctl *c = (struct sp_ctl *)v;
+			if (c->type == SP_CTL_REPLAY && L->bp != NULL) {
+				bp_replay(r, w, (struct sp_replay *)c);
+				continue;
+			}
 			if (c->type == SP_CTL_REPLAY)
-				answer_replay(r, (struct sp_replay *)c);
-			else
-				apply_ctl(r, w, c);
-			sp_ring_push_producer(&wk->frame_ring, v | SP_RING_TAG_CTL);
-			r->local->dirty[w] = true;
+				router_replay_local(r, (struct sp_replay *)c);
+			else if (!apply_ctl(r, w, c))
+				continue;   /* parked; acked later */
+			push_ack(r, w, c);
 		}
 	}
 }
@@ -254,40 +354,50 @@ static const uint64_t *route_set(struct sp_router *r, const struct rtopic *t,
 	return n ? L->route_bits : NULL;
 }
 
-int router_route(struct sp_router *r, struct sp_event *ev, uint64_t *id)
+/* Which workers want <topic> and whether all their rings have room (an
+ * event goes to all of them or to none). -EAGAIN: stalled on one. */
+static int route_plan(struct sp_router *r, const struct sp_event *ev, struct rtopic **tp,
+		      const uint64_t **setp, uint32_t *nworkers)
+{
+	struct sp_router_local *L = r->local;
+	struct sp_broker *b = r->broker;
+	struct sp_tnode *n = sp_tmap_find(&L->topics, ev->topic_hash, ev->topic, ev->topic_len);
+	struct rtopic *t = n ? rtopic_of(n) : NULL;
+	const uint64_t *set = route_set(r, t, ev, nworkers);
+
+	for (unsigned w = 0; set != NULL && w < b->nworkers; w++) {
+		if (bit_get(set, w) && (L->outbox[w] != NULL ||
+		    sp_ring_free_producer(&b->workers[w].frame_ring) == 0)) {
+			L->stalled_on = (int)w;
+			return -EAGAIN;
+		}
+	}
+	*tp = t;
+	*setp = set;
+	return 0;
+}
+
+/* Push <f> (refs not yet set) to the planned workers and into history. */
+static void route_commit(struct sp_router *r, struct sp_frame *f, const struct rtopic *t,
+			 const uint64_t *set, uint32_t nworkers)
 {
 	struct sp_router_local *L = r->local;
 	struct sp_broker *b = r->broker;
 	bool keep = sp_history_enabled(&L->hist);
 
-	ev->topic_hash = sp_topic_hash(ev->topic, ev->topic_len);
-	ev->id = r->last_id + 1;
-	struct sp_tnode *n = sp_tmap_find(&L->topics, ev->topic_hash, ev->topic, ev->topic_len);
-	struct rtopic *t = n ? rtopic_of(n) : NULL;
-	uint32_t nworkers;
-	const uint64_t *set = route_set(r, t, ev, &nworkers);
-
 	if (nworkers == 0)
 		sp_stat_add(&r->stats.events_unrouted, 1);
-	if (nworkers == 0 && !keep)
-		goto published;
-	/* Check every ring first so an event goes to all workers or none. */
-	for (unsigned w = 0; set != NULL && w < b->nworkers; w++) {
-		if (bit_get(set, w) && sp_ring_free_producer(&b->workers[w].frame_ring) == 0) {
-			L->stalled_on = (int)w;
-			return -EAGAIN;
-		}
-	}
-	struct sp_frame *f = sp_frame_new_event(ev);
-	if (f == NULL)
-		return -ENOMEM;
-	f->born_ns = sp_now_ns();
 	if (nworkers != 0)
 		sp_frame_set_policy(f, t != NULL ? t->policy :
-				    sp_config_overflow_for(b->cfg, ev->topic, ev->topic_len));
+				    sp_config_overflow_for(b->cfg, f->topic, f->topic_len));
 	/* One reference per worker plus one for history, all set before the
 	 * ring's release store publishes the pointer. */
-	atomic_store_explicit(&f->refs, nworkers + (keep ? 1 : 0), memory_order_relaxed);
+	uint32_t refs = nworkers + (keep ? 1 : 0);
+	if (refs == 0) {
+		sp_frame_release(f);
+		return;
+	}
+	atomic_store_explicit(&f->refs, refs, memory_order_relaxed);
 	for (unsigned w = 0; set != NULL && w < b->nworkers; w++) {
 		if (!bit_get(set, w))
 			continue;
@@ -297,15 +407,53 @@ int router_route(struct sp_router *r, struct sp_event *ev, uint64_t *id)
 	sp_stat_add(&r->stats.frames_routed, nworkers);
 	if (keep && sp_history_add(&L->hist, f, f->born_ns / 1000000u) != 0) {
 		sp_log(SP_LOG_WARN, "out of memory: event not kept in history", "id=%llu",
-		       (unsigned long long)ev->id);
+		       (unsigned long long)f->id);
 		sp_frame_release(f);
 	}
-published:
+}
+
+int router_route(struct sp_router *r, struct sp_event *ev, uint64_t *id)
+{
+	struct rtopic *t;
+	const uint64_t *set;
+	uint32_t nworkers;
+
+	ev->topic_hash = sp_topic_hash(ev->topic, ev->topic_len);
+	ev->id = r->last_id + 1;
+	int rc = route_plan(r, ev, &t, &set, &nworkers);
+	if (rc != 0)
+		return rc;
+	if (nworkers != 0 || sp_history_enabled(&r->local->hist)) {
+		struct sp_frame *f = sp_frame_new_event(ev);
+		if (f == NULL)
+			return -ENOMEM;
+		f->born_ns = sp_now_ns();
+		route_commit(r, f, t, set, nworkers);
+	} else {
+		sp_stat_add(&r->stats.events_unrouted, 1);
+	}
 	if (r->topic_stats != NULL)
 		count_topic(r, ev);
 	r->last_id = ev->id;
 	*id = ev->id;
 	sp_stat_add(&r->stats.events_published, 1);
+	return 0;
+}
+
+int router_route_frame(struct sp_router *r, struct sp_frame *f)
+{
+	struct rtopic *t;
+	const uint64_t *set;
+	uint32_t nworkers;
+	struct sp_event ev = { .topic = f->topic, .topic_len = f->topic_len,
+			       .topic_hash = f->topic_hash, .id = f->id };
+
+	int rc = route_plan(r, &ev, &t, &set, &nworkers);
+	if (rc != 0)
+		return rc;
+	route_commit(r, f, t, set, nworkers);
+	if (r->topic_stats != NULL)
+		count_topic(r, &ev);
 	return 0;
 }
 
@@ -370,7 +518,9 @@ static int router_setup(struct sp_router *r)
 	L->words = (r->broker->nworkers + 63) / 64;
 	L->dirty = calloc(r->broker->nworkers, sizeof(*L->dirty));
 	L->route_bits = calloc(L->words, sizeof(*L->route_bits));
-	if (L->route_bits == NULL)
+	L->outbox = calloc(r->broker->nworkers, sizeof(*L->outbox));
+	L->outbox_tail = calloc(r->broker->nworkers, sizeof(*L->outbox_tail));
+	if (L->route_bits == NULL || L->outbox == NULL || L->outbox_tail == NULL)
 		return -ENOMEM;
 	L->stalled_on = -1;
 	L->limits.max_line = cfg->max_line;
@@ -390,7 +540,7 @@ static int router_setup(struct sp_router *r)
 	if (sp_ev_add(&L->ev, r->listen_fd, SP_EV_READ, &listen_tag) != 0 ||
 	    sp_ev_add(&L->ev, r->wake_fd, SP_EV_READ, &wake_tag) != 0)
 		return -EIO;
-	return 0;
+	return bp_init(r);
 }
 
 static void router_teardown(struct sp_router *r)
@@ -401,6 +551,24 @@ static void router_teardown(struct sp_router *r)
 
 	if (L == NULL)
 		return;
+	/* The backplane first: dropping its links answers the publishes and
+	 * replays still waiting for Redis. */
+	bp_destroy(r);
+	for (unsigned w = 0; L->outbox != NULL && w < r->broker->nworkers; w++) {
+		while (L->outbox[w] != NULL) {
+			struct sp_ctl *c = L->outbox[w];
+			L->outbox[w] = c->next;
+			if (c->type == SP_CTL_REPLAY) {
+				struct sp_replay *rp = (struct sp_replay *)c;
+				for (size_t i = 0; i < rp->nframes; i++)
+					sp_frame_release(rp->frames[i]);
+				free(rp->frames);
+			}
+			free(c);
+		}
+	}
+	free(L->outbox);
+	free(L->outbox_tail);
 	while ((it = sp_list_first(&L->all)) != NULL)
 		pub_close(r, sp_container_of(it, struct pubconn, all_link));
 	if (L->topics.buckets != NULL) {
@@ -420,6 +588,14 @@ static void router_teardown(struct sp_router *r)
 	free(L->dirty);
 	free(L);
 	r->local = NULL;
+}
+
+static bool outbox_waiting(const struct sp_router *r)
+{
+	for (unsigned w = 0; w < r->broker->nworkers; w++)
+		if (r->local->outbox[w] != NULL)
+			return true;
+	return false;
 }
 
 /* Before blocking: every ctl ring must agree to wake us. */
@@ -446,9 +622,10 @@ void *sp_router_main(void *arg)
 	}
 	sp_broker_thread_ready(r->broker);
 	struct sp_router_local *L = r->local;
+	int next_timeout = L->bp != NULL ? 0 : 1000;
 	while (!atomic_load_explicit(&r->stop, memory_order_acquire)) {
-		int timeout = L->accept_retry ? 100 : 1000;
-		if (L->stalled_on >= 0)
+		int timeout = L->accept_retry && next_timeout > 100 ? 100 : next_timeout;
+		if (L->stalled_on >= 0 || outbox_waiting(r))
 			timeout = 1;
 		else if (!sp_list_empty(&L->ready))
 			timeout = 0;
@@ -465,6 +642,8 @@ void *sp_router_main(void *arg)
 				uint64_t v;
 				ssize_t k = read(r->wake_fd, &v, sizeof(v));
 				(void)k;
+			} else if (L->bp != NULL && p == (void *)L->bp) {
+				bp_on_ready(r);
 			} else {
 				struct pubconn *pc = p;
 				if (evs[i].events & SP_EV_READ)
@@ -482,6 +661,7 @@ void *sp_router_main(void *arg)
 		drain_ctl(r);
 		check_stall(r);
 		pub_serve_ready(r);
+		next_timeout = L->bp != NULL ? bp_tick(r, 1000) : 1000;
 		signal_workers(r);
 		sp_history_expire(&L->hist, sp_now_ms());
 		sp_stat_set(&r->stats.history_events, L->hist.count);

@@ -19,7 +19,22 @@
 #include "spout/ptrie.h"
 #include "spout/tmap.h"
 
+/* A topic, or a pattern (<wild>), with subscribers on at least one worker.
+ * Patterns are also in the pattern trie, which finds them by topic. */
+struct rtopic {
+	struct sp_tnode node;
+	uint32_t nworkers;            /* bits set in <workers> */
+	int policy;                   /* enum sp_overflow, from --policy/--overflow */
+	bool wild;
+	uint8_t bp;                   /* cluster: enum bp_sub (router_bp.c) */
+	struct sp_ctl *parked;        /* cluster: SUB acks waiting for Redis */
+	uint64_t workers[];           /* bitset, then the name */
+};
+
+struct sp_bp;                     /* router_bp.c */
+
 struct pubconn {
+	struct sp_router *r;
 	int fd;
 	struct sp_list ready_link;    /* on L->ready while there is work */
 	struct sp_list all_link;
@@ -33,6 +48,8 @@ struct pubconn {
 	bool eof;
 	bool quit;                    /* close once replies are flushed */
 	bool dead;
+	bool closed;                  /* cluster: fd gone, freed when inflight is 0 */
+	uint32_t inflight;            /* cluster: publishes waiting for Redis */
 };
 
 struct sp_router_local {
@@ -52,6 +69,10 @@ struct sp_router_local {
 	bool accept_retry;            /* EMFILE on the publisher listener */
 	struct sp_tmap tstats;        /* topic -> struct tstat_ref (--topic-metrics) */
 	uint32_t tstats_used;
+	/* Acks (sp_ctl) that found no room in a worker's frame ring, in
+	 * order; nothing else goes to that worker before them. */
+	struct sp_ctl **outbox, **outbox_tail;
+	struct sp_bp *bp;             /* cluster mode, else NULL */
 };
 
 struct tstat_ref {
@@ -64,10 +85,43 @@ struct tstat_ref {
  * done: retry after the stall), -ENOMEM. */
 int router_route(struct sp_router *r, struct sp_event *ev, uint64_t *id);
 
+/* router.c: route a framed event whose id is set (cluster mode: from
+ * Redis). Takes over the caller's reference on 0; -EAGAIN leaves it. */
+int router_route_frame(struct sp_router *r, struct sp_frame *f);
+
+/* router.c: hand <c> back to worker <w> (an ack or a replay answer), now
+ * if its frame ring has room and nothing is queued before it, else later
+ * in order. */
+void router_ack(struct sp_router *r, unsigned w, struct sp_ctl *c);
+
+/* router.c: answer a replay from local history alone (single node, or
+ * cluster mode while Redis is away). */
+void router_replay_local(struct sp_router *r, struct sp_replay *rp);
+
+/* router_bp.c: cluster mode. Without --redis, bp_init leaves L->bp NULL
+ * and nothing else may be called. */
+int bp_init(struct sp_router *r);                 /* 0 or -errno */
+void bp_destroy(struct sp_router *r);
+void bp_on_ready(struct sp_router *r);            /* its fd fired */
+/* Timers, reconnects, queued input; returns the loop timeout to use. */
+int bp_tick(struct sp_router *r, int timeout_ms);
+/* A topic gained its first worker (true: its SUB acks may go now) or lost
+ * its last (parked acks are released). */
+bool bp_topic_added(struct sp_router *r, struct rtopic *t);
+void bp_topic_removed(struct sp_router *r, struct rtopic *t);
+/* Whether SUB acks for an existing topic must wait for Redis. */
+bool bp_topic_waits(const struct sp_router *r, const struct rtopic *t);
+/* Publish through Redis: 0 (the reply comes later), -ENOTCONN, -ENOMEM. */
+int bp_publish(struct sp_router *r, struct pubconn *pc, const struct sp_event *ev);
+/* Answer <rp> from worker <w> from Redis' history (eventually). */
+void bp_replay(struct sp_router *r, unsigned w, struct sp_replay *rp);
+
 /* router_pub.c */
 void pub_accept(struct sp_router *r);       /* accept until EAGAIN */
 void pub_serve_ready(struct sp_router *r);  /* serve publishers with work */
 void pub_flush(struct pubconn *pc);         /* write pending replies */
 void pub_close(struct sp_router *r, struct pubconn *pc);
+/* cluster: a publish's Redis answer arrived (<id> 0 = failed, <reason>). */
+void pub_published(struct pubconn *pc, uint64_t id, const char *reason);
 
 #endif

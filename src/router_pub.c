@@ -20,8 +20,9 @@
 #define PUB_IN_MIN 16384
 #define PUB_OUT_HIGH (256 * 1024)   /* stop parsing while replies back up */
 #define PUB_READ_BUDGET (256 * 1024)/* per publisher per loop iteration */
+#define PUB_INFLIGHT_MAX 4096       /* cluster: publishes waiting for Redis */
 
-enum svc { SVC_DONE, SVC_MORE, SVC_STALL };
+enum svc { SVC_DONE, SVC_MORE, SVC_STALL, SVC_WAIT };
 
 static int out_reserve(struct pubconn *pc, size_t need)
 {
@@ -101,6 +102,14 @@ static enum svc process(struct sp_router *r, struct pubconn *pc)
 		ssize_t n = sp_lp_parse(p, avail, &L->limits, &cmd);
 		if (n == SP_LP_PARTIAL)
 			break;
+		/* Cluster mode: replies go out in command order, so anything but
+		 * another publish waits for the publishes Redis still holds;
+		 * and a publisher far ahead of Redis waits too. */
+		if (pc->inflight > 0 && (n < 0 || (cmd.type != SP_LP_PUB && cmd.type != SP_LP_EVENT) ||
+					 pc->inflight >= PUB_INFLIGHT_MAX)) {
+			res = SVC_WAIT;
+			break;
+		}
 		if (n == -E2BIG) {
 			reply_err(r, pc, "line too long");
 			pc->discard_line = true;
@@ -123,6 +132,14 @@ static enum svc process(struct sp_router *r, struct pubconn *pc)
 						.event_len = cmd.event ? cmd.event_len : 0,
 						.data = cmd.data,
 						.data_len = cmd.data_len };
+			if (L->bp != NULL) {
+				rc = bp_publish(r, pc, &ev);
+				if (rc == -ENOTCONN)
+					reply_err(r, pc, "backplane unavailable");
+				else if (rc != 0)
+					reply_err(r, pc, "out of memory");
+				break;
+			}
 			rc = router_route(r, &ev, &id);
 			if (rc == -EAGAIN) {
 				res = SVC_STALL;
@@ -209,14 +226,41 @@ static void pub_read(struct sp_router *r, struct pubconn *pc)
 
 void pub_close(struct sp_router *r, struct pubconn *pc)
 {
-	sp_ev_del(&r->local->ev, pc->fd);
-	close(pc->fd);
-	sp_list_del(&pc->ready_link);
-	sp_list_del(&pc->all_link);
+	if (!pc->closed) {
+		sp_ev_del(&r->local->ev, pc->fd);
+		close(pc->fd);
+		sp_list_del(&pc->ready_link);
+		sp_list_del(&pc->all_link);
+		pc->closed = true;
+		sp_stat_add(&r->stats.pub_conns_open, (uint64_t)-1);
+	}
+	/* Publishes still in Redis' hands come back to this struct. */
+	if (pc->inflight > 0)
+		return;
 	free(pc->in);
 	free(pc->out);
 	free(pc);
-	sp_stat_add(&r->stats.pub_conns_open, (uint64_t)-1);
+}
+
+void pub_published(struct pubconn *pc, uint64_t id, const char *reason)
+{
+	struct sp_router *r = pc->r;
+
+	pc->inflight--;
+	if (pc->closed) {
+		if (pc->inflight == 0)
+			pub_close(r, pc);
+		return;
+	}
+	if (id != 0) {
+		sp_stat_add(&r->stats.events_published, 1);
+		reply(r, pc, "OK %llu\n", NULL, id);
+	} else {
+		reply_err(r, pc, reason);
+	}
+	/* Serve it again: flush, and parse what waited for this answer. */
+	if (!sp_list_linked(&pc->ready_link))
+		sp_list_add_tail(&r->local->ready, &pc->ready_link);
 }
 
 /* Serve one publisher: read, execute, reply. */
@@ -228,7 +272,7 @@ static enum svc pub_service(struct sp_router *r, struct pubconn *pc)
 	res = process(r, pc);
 	pub_flush(pc);
 	if (pc->dead || (pc->quit && pc->out_len == 0) ||
-	    (pc->eof && res == SVC_DONE && pc->out_len == 0)) {
+	    (pc->eof && res == SVC_DONE && pc->out_len == 0 && pc->inflight == 0)) {
 		/* On EOF, a command cut off mid-line is simply dropped: a
 		 * publisher that disconnects mid-line publishes nothing. */
 		pub_close(r, pc);
@@ -236,6 +280,8 @@ static enum svc pub_service(struct sp_router *r, struct pubconn *pc)
 	}
 	if (res == SVC_STALL)
 		return res;
+	if (res == SVC_WAIT)
+		return SVC_DONE;   /* pub_published serves it again */
 	/* More to do now? Unread socket data with room to read it, or
 	 * replies to drain first (then the writable event brings us back). */
 	if (pc->out_len - pc->out_off > PUB_OUT_HIGH)
@@ -270,6 +316,7 @@ void pub_accept(struct sp_router *r)
 			continue;
 		}
 		pc->fd = fd;
+		pc->r = r;
 		pc->readable = true;
 		if (sp_ev_add(&L->ev, fd, SP_EV_READ | SP_EV_WRITE, pc) != 0) {
 			close(fd);
@@ -311,6 +358,7 @@ void pub_serve_ready(struct sp_router *r)
 			sp_list_add_tail(&L->ready, &pc->ready_link);
 			break;
 		case SVC_DONE:
+		case SVC_WAIT:
 			break;
 		}
 	}

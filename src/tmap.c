@@ -86,3 +86,15 @@ struct sp_tnode *sp_tmap_pop_any(struct sp_tmap *m)
 	}
 	return NULL;
 }
+
+void sp_tmap_each(const struct sp_tmap *m, void (*fn)(struct sp_tnode *n, void *arg), void *arg)
+{
+	for (uint32_t b = 0; m->buckets != NULL && b <= m->mask; b++) {
+		struct sp_tnode *n = m->buckets[b];
+		while (n != NULL) {
+			struct sp_tnode *next = n->next;
+			fn(n, arg);
+			n = next;
+		}
+	}
+}

@@ -360,7 +360,23 @@ static void on_ready(struct sp_worker *w, struct conn *c, const struct sp_http_r
 		respond(w, c, 405, NULL, "Allow: GET, HEAD\r\n", "method not allowed\n", 19, false);
 		return;
 	}
-	if (phase == SP_PHASE_RUNNING)
+	int bp = atomic_load_explicit(&w->broker->router.bp_health, memory_order_relaxed);
+	if (phase == SP_PHASE_RUNNING && bp != SP_BP_OFF && bp != SP_BP_READY) {
+		/* Cluster mode: a node that cannot hear Redis delivers nothing
+		 * published elsewhere; say so, so the balancer moves clients. */
+		static const char *const why[] = {
+			[SP_BP_CONNECTING] = "backplane connecting\n",
+			[SP_BP_DOWN] = "backplane down\n",
+			[SP_BP_STALLED] = "backplane stalled: heartbeat through Redis late\n",
+		};
+		char body[96];
+		int n = snprintf(body, sizeof(body), "%s%s",
+				 w->broker->cfg->ready_without_redis ? "degraded: " : "", why[bp]);
+		if (w->broker->cfg->ready_without_redis)
+			respond(w, c, 200, NULL, NULL, body, (size_t)n, head);
+		else
+			respond(w, c, 503, NULL, "Retry-After: 1\r\n", body, (size_t)n, head);
+	} else if (phase == SP_PHASE_RUNNING)
 		respond(w, c, 200, NULL, NULL, "ready\n", 6, head);
 	else if (phase == SP_PHASE_DRAINING)
 		respond(w, c, 503, NULL, "Retry-After: 1\r\n", "draining\n", 9, head);

@@ -15,8 +15,10 @@ set -euo pipefail
 
 profile=${1:-run}
 
-build_pkgs=(gcc make pkg-config libjemalloc-dev libxxhash-dev libhttp-parser-dev liburing-dev netcat-openbsd)
-test_pkgs=(libcriterion-dev curl python3 procps iproute2)
+build_pkgs=(gcc make pkg-config libjemalloc-dev libxxhash-dev libhttp-parser-dev liburing-dev libhiredis-dev netcat-openbsd)
+# redis-server and haproxy: the cluster tests (test/integration/test_cluster.py)
+# run real ones on loopback ports, never the system services.
+test_pkgs=(libcriterion-dev curl python3 procps iproute2 redis-server haproxy)
 bench_pkgs=(libck-dev gnuplot-nox)
 # The comparison peers. libnginx-mod-nchan needs Debian's `nginx` itself (it
 # depends on nginx-abi-1.22.1-7, which only `nginx` provides; nginx-light is
@@ -24,8 +26,8 @@ bench_pkgs=(libck-dev gnuplot-nox)
 # condure and zurl are named so the runners tools/bench expects are there.
 peer_pkgs=(nginx libnginx-mod-nchan pushpin condure zurl python3)
 # Packages whose install (or postinst reload) touches a system service: nginx
-# on port 80, pushpin on 7999, zurl.
-service_pkgs=(nginx nginx-common libnginx-mod-nchan pushpin condure zurl)
+# on port 80, pushpin on 7999, zurl, redis on 6379, haproxy.
+service_pkgs=(nginx nginx-common libnginx-mod-nchan pushpin condure zurl redis-server haproxy)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in

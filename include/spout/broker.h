@@ -47,7 +47,9 @@ struct sp_ctl {
 	enum sp_ctl_type type;
 	uint16_t topic_len;
 	uint64_t topic_hash;
-	struct sp_ctl *next;          /* worker-local backlog / freelist */
+	struct sp_ctl *next;          /* worker-local backlog / freelist; router:
+				       * parked-ack and outbox chains */
+	unsigned from;                /* router: the worker it came from */
 	char topic[SP_TOPIC_MAX + 1];
 };
 
@@ -75,6 +77,9 @@ struct sp_replay {
 	size_t nframes;
 	int gap;                      /* enum sp_gap */
 	uint64_t upto;                /* newest id published when answered */
+	/* Router, cluster mode: <frames> came from Redis; merge local history
+	 * and set <upto> at the moment the answer enters the frame ring. */
+	bool merge_local;
 	char names[];
 };
 
@@ -130,6 +135,26 @@ struct sp_router_stats {
 	sp_counter history_budget;    /* gauge: the --history-bytes in force */
 };
 
+/* Cluster mode (--redis); all zero on a single node. Router writes. */
+struct sp_bp_stats {
+	sp_counter up;                /* gauge: both Redis links set up */
+	sp_counter ready;             /* gauge: up and the probe comes back */
+	sp_counter connects;          /* times the backplane came up */
+	sp_counter errors;            /* link failures, timeouts, error replies */
+	sp_counter publishes;         /* events stored through Redis (OK sent) */
+	sp_counter publish_errors;    /* publishes answered ERR by the backplane */
+	sp_counter events_received;   /* events from Redis pub/sub */
+	sp_counter duplicates;        /* same event twice (topic + pattern) */
+	sp_counter subscriptions;     /* gauge: channels + patterns held */
+	sp_counter probe_rtt_ns;      /* gauge: last heartbeat round trip */
+	sp_counter replays;           /* resumptions answered from Redis */
+	sp_counter resets;            /* Redis id epochs seen change */
+	sp_counter inbox;             /* gauge: received events waiting for ring room */
+};
+
+/* What /readyz says about the backplane (sp_router.bp_health). */
+enum sp_bp_health { SP_BP_OFF = 0, SP_BP_READY, SP_BP_CONNECTING, SP_BP_DOWN, SP_BP_STALLED };
+
 struct sp_acceptor_stats {
 	sp_counter accepted;
 	sp_counter rejected_max_conns;
@@ -181,6 +206,8 @@ struct sp_router {
 	uint64_t last_id;             /* newest id assigned; router thread only */
 	uint64_t first_id;            /* first id of this process (see ids_init) */
 	struct sp_router_stats stats;
+	struct sp_bp_stats bp;
+	_Atomic int bp_health;        /* enum sp_bp_health; router writes */
 	struct sp_topic_stat *topic_stats;   /* cfg->topic_metrics_max slots */
 	sp_counter topic_stats_overflow;     /* publishes on topics past the cap */
 	struct sp_router_local *local;

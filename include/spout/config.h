@@ -49,6 +49,17 @@ struct sp_addr {
 	char text[128];             /* as given, for logs */
 };
 
+#define SP_REDIS_PREFIX_MAX 64
+
+/* --redis: where the backplane is. host[0] == 0: cluster mode off. */
+struct sp_redis_url {
+	char host[256];
+	unsigned port;
+	unsigned db;
+	char password[256];
+	char text[600];             /* for logs, password masked */
+};
+
 struct sp_config {
 	struct sp_addr http;
 	struct sp_addr pub;
@@ -81,7 +92,17 @@ struct sp_config {
 	char cors_origin[256];      /* "" = no CORS headers */
 	enum sp_log_level log_level;
 	enum sp_io io;              /* I/O backend (--io) */
+	struct sp_redis_url redis;  /* cluster mode when redis.host[0] */
+	char redis_prefix[SP_REDIS_PREFIX_MAX + 1];
+	uint32_t redis_timeout_ms;
+	uint32_t redis_probe_ms;
+	bool ready_without_redis;
 };
+
+static inline bool sp_config_cluster(const struct sp_config *cfg)
+{
+	return cfg->redis.host[0] != '\0';
+}
 
 /* Fill <cfg> with defaults, then SPOUT_* environment variables, then argv.
  * Returns 0; 1 when --help/--version printed (exit 0); -EINVAL after
@@ -94,6 +115,11 @@ int sp_config_overflow_for(const struct sp_config *cfg, const char *topic, size_
 
 /* True if <topic> matches a --topic-metrics pattern. Any thread. */
 bool sp_config_topic_metrics_for(const struct sp_config *cfg, const char *topic, size_t len);
+
+/* Parse --redis: "" (off), "HOST:PORT" or
+ * "redis://[:PASSWORD@]HOST[:PORT][/DB]" (port 6379, db 0 by default; a
+ * password may be percent-encoded). Returns 0 or -EINVAL. */
+int sp_redis_url_parse(const char *s, struct sp_redis_url *u);
 
 /* Print --help. */
 void sp_config_usage(FILE *out);

@@ -49,6 +49,10 @@ void sp_tmap_insert(struct sp_tmap *m, struct sp_tnode *n);
 
 void sp_tmap_remove(struct sp_tmap *m, struct sp_tnode *n);
 
+/* Call <fn> on every entry, in no particular order. <fn> must not insert
+ * into or remove from <m>. */
+void sp_tmap_each(const struct sp_tmap *m, void (*fn)(struct sp_tnode *n, void *arg), void *arg);
+
 /* Remove and return any entry, or NULL when empty (for teardown). */
 struct sp_tnode *sp_tmap_pop_any(struct sp_tmap *m);
 

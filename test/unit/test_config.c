@@ -37,6 +37,7 @@ static void clear_env(void)
 	unsetenv("SPOUT_WORKERS");
 	unsetenv("SPOUT_OVERFLOW");
 	unsetenv("SPOUT_REDIS");
+	unsetenv("SPOUT_REDIS_URL");
 }
 
 TestSuite(config, .init = clear_env, .fini = clear_env);
@@ -98,11 +99,11 @@ Test(config, unknown_spout_environment_is_warned_not_fatal)
 {
 	struct sp_config c;
 	char err[512] = "";
-	setenv("SPOUT_REDIS", "127.0.0.1:6379", 1);
+	setenv("SPOUT_REDIS_URL", "127.0.0.1:6379", 1);   /* a typo of SPOUT_REDIS */
 	cr_assert_eq(parse(&c, err, sizeof(err), NULL), 0, "%s", err);
-	cr_assert(strstr(err, "SPOUT_REDIS is not a spoutd setting") != NULL, "%s", err);
+	cr_assert(strstr(err, "SPOUT_REDIS_URL is not a spoutd setting") != NULL, "%s", err);
 	setenv("SPOUT_WORKERS", "2", 1);
-	unsetenv("SPOUT_REDIS");
+	unsetenv("SPOUT_REDIS_URL");
 	err[0] = '\0';
 	cr_assert_eq(parse(&c, err, sizeof(err), NULL), 0, "%s", err);
 	cr_assert_eq(strstr(err, "SPOUT_WORKERS"), NULL, "a known variable is not warned about: %s", err);
@@ -209,4 +210,91 @@ Test(config, policies_first_match_wins)
 	cr_assert_eq(sp_config_overflow_for(&c, "news.eu.x", 9), SP_OVERFLOW_DISCONNECT);
 	cr_assert_eq(sp_config_overflow_for(&c, "prices", 6), SP_OVERFLOW_DISCONNECT,
 		     "'>' needs at least one more segment");
+}
+
+Test(config, redis_url_forms)
+{
+	struct sp_redis_url u;
+
+	cr_assert_eq(sp_redis_url_parse("", &u), 0);
+	cr_assert_eq(u.host[0], '\0', "empty = cluster mode off");
+	cr_assert_eq(sp_redis_url_parse("10.0.0.5:6380", &u), 0);
+	cr_assert_str_eq(u.host, "10.0.0.5");
+	cr_assert_eq(u.port, 6380);
+	cr_assert_eq(u.db, 0);
+	cr_assert_str_eq(u.password, "");
+	cr_assert_eq(sp_redis_url_parse("redis://cache.internal", &u), 0);
+	cr_assert_str_eq(u.host, "cache.internal");
+	cr_assert_eq(u.port, 6379, "default port");
+	cr_assert_eq(sp_redis_url_parse("redis://:s%40cret@[::1]:7000/3", &u), 0);
+	cr_assert_str_eq(u.host, "::1");
+	cr_assert_eq(u.port, 7000);
+	cr_assert_eq(u.db, 3);
+	cr_assert_str_eq(u.password, "s@cret", "percent-decoded");
+	cr_assert(strstr(u.text, "s@cret") == NULL, "the password never reaches logs: %s", u.text);
+	cr_assert(strstr(u.text, "***") != NULL);
+	cr_assert_eq(sp_redis_url_parse("redis://:p@h/", &u), 0);
+	cr_assert_eq(u.db, 0);
+}
+
+Test(config, redis_url_rejects)
+{
+	struct sp_redis_url u;
+	const char *bad[] = { "nonsense", "h:", "h:0", "h:99999", ":6379", "redis://",
+			      "redis://h:x", "redis://user:pw@h", "redis://:@h", "redis://:p%zz@h",
+			      "redis://:p%00@h", "redis://h/db", "redis://h/-1", "h :1",
+			      "redis://h:1/2/3", "redis://[::1", "redis://h?x=1" };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(sp_redis_url_parse(bad[i], &u), -EINVAL, "accepted '%s'", bad[i]);
+}
+
+Test(config, cluster_flags)
+{
+	struct sp_config c;
+	char err[256] = "";
+
+	cr_assert_eq(parse(&c, err, sizeof(err), NULL), 0, "%s", err);
+	cr_assert_not(sp_config_cluster(&c), "single node by default");
+	cr_assert_str_eq(c.redis_prefix, "spout");
+	cr_assert_eq(c.redis_timeout_ms, 2000);
+	cr_assert_eq(c.redis_probe_ms, 1000);
+	cr_assert_not(c.ready_without_redis);
+	cr_assert_eq(parse(&c, err, sizeof(err), "--redis", "127.0.0.1:6379", "--redis-prefix",
+			   "app.prod:1", "--ready-without-redis", "--redis-probe-ms", "200", NULL),
+		     0, "%s", err);
+	cr_assert(sp_config_cluster(&c));
+	cr_assert_str_eq(c.redis_prefix, "app.prod:1");
+	cr_assert(c.ready_without_redis, "a bare yes/no flag means yes");
+	cr_assert_eq(c.redis_probe_ms, 200);
+	cr_assert_eq(parse(&c, err, sizeof(err), "--ready-without-redis=no", NULL), 0, "%s", err);
+	cr_assert_not(c.ready_without_redis);
+	setenv("SPOUT_REDIS", "redis://:pw@127.0.0.1:6390/2", 1);
+	cr_assert_eq(parse(&c, err, sizeof(err), NULL), 0, "%s", err);
+	cr_assert_eq(c.redis.port, 6390);
+	cr_assert_eq(c.redis.db, 2);
+	cr_assert_str_eq(c.redis.password, "pw");
+}
+
+Test(config, cluster_flags_refused_with_reason)
+{
+	struct sp_config c;
+	char err[256];
+	const char *bad[][2] = {
+		{ "--redis", "nonsense" }, { "--redis", "redis://h:99999" },
+		{ "--redis-prefix", "has space" }, { "--redis-prefix", "{tag}" },
+		{ "--redis-prefix", "" }, { "--redis-timeout-ms", "10" },
+		{ "--ready-without-redis=maybe", NULL },
+		{ "--redis-prefix", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(err, 0, sizeof(err));
+		cr_assert_eq(parse(&c, err, sizeof(err), bad[i][0], bad[i][1], NULL), -EINVAL,
+			     "accepted %s %s", bad[i][0], bad[i][1] ? bad[i][1] : "");
+		const char *flag = bad[i][0] + 2;
+		char name[64];
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(flag, "="), flag);
+		cr_assert(strstr(err, name) != NULL, "message names the flag: %s", err);
+	}
 }

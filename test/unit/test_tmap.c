@@ -91,3 +91,33 @@ Test(tmap, same_hash_different_name_is_a_miss)
 	free(a);
 	sp_tmap_destroy(&m);
 }
+
+static void count_each(struct sp_tnode *n, void *arg)
+{
+	int *sum = arg;
+	sum[0]++;
+	sum[1] += ((struct entry *)n)->value;
+}
+
+Test(tmap, each_visits_every_entry_once)
+{
+	struct sp_tmap m;
+	int sum[2] = { 0, 0 }, want = 0;
+	char name[32];
+
+	cr_assert_eq(sp_tmap_init(&m, 2), 0);
+	sp_tmap_each(&m, count_each, sum);
+	cr_assert_eq(sum[0], 0, "an empty map visits nothing");
+	for (int i = 1; i <= 300; i++) {   /* several growths */
+		snprintf(name, sizeof(name), "t.%d", i);
+		sp_tmap_insert(&m, &mk(name, i)->node);
+		want += i;
+	}
+	sp_tmap_each(&m, count_each, sum);
+	cr_assert_eq(sum[0], 300);
+	cr_assert_eq(sum[1], want, "each entry exactly once");
+	struct sp_tnode *n;
+	while ((n = sp_tmap_pop_any(&m)) != NULL)
+		free(((struct entry *)n));
+	sp_tmap_destroy(&m);
+}

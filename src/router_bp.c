@@ -1,0 +1,1171 @@
+/*
+ * router_bp.c - cluster mode: the Redis backplane, on the router thread.
+ *
+ * Two hiredis connections per node (src/rlink.c), driven from the router's
+ * loop: <cmd> runs the publish and replay scripts (router_bp_lua.h) and the
+ * heartbeat PUBLISH, pipelined; <sub> holds this node's SUBSCRIBEs. A
+ * publish goes to Redis first, which assigns the id (one counter for the
+ * cluster), stores the event in the topic's stream and PUBLISHes it; the
+ * publisher gets OK only after that. Every node, this one included, then
+ * receives the event on <sub> and routes it through the same SPSC path as
+ * a single node. So all nodes deliver the same events, in the same order,
+ * with the same ids.
+ *
+ * A node subscribes to a topic's channel (a pattern's glob) only while a
+ * local client wants it. A SUB ack, and so a client's stream head, waits
+ * for Redis to confirm the subscription: an event published after a client
+ * saw its head is never missed.
+ *
+ * Resumption reads the shared history after the subscriptions are
+ * confirmed, and the answer is completed with the local history when it
+ * enters the worker's ring (router.c, finish_replay): every event is in
+ * the Redis read, or was received live before the answer (then it is in
+ * local history), or arrives after it - no gap, and duplicates between the
+ * two reads are dropped by id.
+ *
+ * Health: each node PUBLISHes a heartbeat to itself every --redis-probe-ms
+ * over <cmd> and must see it come back over <sub>. /readyz is 503 when it
+ * does not (stalled) or when the links are down; the links are re-made,
+ * with backoff, when a command makes no progress for --redis-timeout-ms or
+ * the heartbeat stays away twice as long as the stall limit.
+ *
+ * Router thread only, except the counters in sp_router.bp and bp_health.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "spout/log.h"
+#include "spout/ptrie.h"
+#include "spout/rlink.h"
+#include "spout/sys.h"
+#include "spout/topic.h"
+#include "router_bp_lua.h"
+#include "router_internal.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define INBOX_HIGH 65536          /* received events waiting: stop reading Redis */
+#define PATTERN_TOPICS_MAX 1024   /* topics one pattern replay reads */
+#define KEY_MAX (SP_REDIS_PREFIX_MAX + SP_TOPIC_MAX + 16)
+
+/* rtopic.bp: where this node's Redis subscription for the name stands. */
+enum bp_sub {
+	BPS_NONE = 0,       /* not subscribed (backplane down) */
+	BPS_WAIT_UNSUB,     /* an UNSUBSCRIBE of the same name is in flight */
+	BPS_PENDING,        /* SUBSCRIBE sent */
+	BPS_LIVE,           /* confirmed: every later event reaches us */
+};
+
+/* A name whose UNSUBSCRIBE is in flight. hiredis keeps one callback per
+ * channel and drops it on the unsubscribe confirmation, so subscribing
+ * again before that confirmation would lose the channel's messages. */
+struct unsub {
+	struct sp_tnode node;
+	char name[];
+};
+
+struct bp_replay {
+	struct sp_list link;          /* on bp->waiting */
+	struct sp_bp *bp;
+	struct sp_replay *rp;
+	unsigned worker;
+	int gap;
+	uint64_t snap;                /* Redis' counter when the first read ran */
+	bool listing;                 /* the read in flight also lists topics */
+	struct sp_frame **frames;
+	size_t n, cap;
+};
+
+struct sp_bp {
+	struct sp_router *r;
+	const struct sp_config *cfg;
+	struct sp_rlink_set set;
+	struct sp_rlink cmd, sub;
+	bool open;                    /* links exist (connecting or up) */
+	bool cmd_ready, sub_ready, up;
+	int setup_left;               /* <cmd> set-up replies still due */
+	char sha_publish[48], sha_replay[48];
+	uint64_t retry_at_ms, backoff_ms;
+	uint64_t next_probe_ms, probe_ok_ms;  /* probe_ok 0: none back yet */
+	uint64_t up_ms;
+	uint64_t floor;               /* highest id this node saw or handed out */
+	uint64_t epoch;               /* <base> of the newest event received */
+	bool more;                    /* the links have unread input */
+	struct sp_tmap unsubs;
+	struct sp_list waiting;       /* replays waiting for live subscriptions */
+	struct sp_frame **inbox;      /* received, waiting for ring room */
+	size_t in_head, in_n, in_cap;
+	char key_seq[KEY_MAX], key_base[KEY_MAX], key_topics[KEY_MAX];
+	char chan[KEY_MAX];           /* "<prefix>:e:" */
+	size_t chan_len;
+	char hb[KEY_MAX];             /* "<prefix>:hb:<node>" */
+	char history[16], ttl_ms[24];
+	char why[160];                /* the last failure, for the down log */
+};
+
+static uint64_t now_ms(void)
+{
+	return sp_now_ms();
+}
+
+static bool str_is(const redisReply *r, const char *s)
+{
+	return r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) &&
+	       r->len == strlen(s) && strncasecmp(r->str, s, r->len) == 0;
+}
+
+/* A decimal uint64 from a reply (string or integer); 0 when it is not one. */
+static uint64_t reply_u64(const redisReply *r)
+{
+	if (r == NULL)
+		return 0;
+	if (r->type == REDIS_REPLY_INTEGER)
+		return r->integer > 0 ? (uint64_t)r->integer : 0;
+	if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20)
+		return 0;
+	uint64_t v = 0;
+	for (size_t i = 0; i < r->len; i++) {
+		if (r->str[i] < '0' || r->str[i] > '9')
+			return i > 0 && r->str[i] == '-' ? v : 0;   /* "123-0" stream ids */
+		v = v * 10 + (uint64_t)(r->str[i] - '0');
+	}
+	return v;
+}
+
+static void set_health(struct sp_bp *bp, enum sp_bp_health h)
+{
+	struct sp_router *r = bp->r;
+
+	atomic_store_explicit(&r->bp_health, h, memory_order_relaxed);
+	sp_stat_set(&r->bp.up, bp->up);
+	sp_stat_set(&r->bp.ready, h == SP_BP_READY);
+}
+
+/* --- names ---------------------------------------------------------------
+ * A topic's channel is "<prefix>:e:<topic>". A pattern becomes a Redis glob
+ * over those channels: '*' stays '*' and a final '>' becomes "?*" (one or
+ * more characters), so every pattern has its own glob (the mapping can be
+ * undone) and the glob matches at least what the pattern does; the router
+ * filters exactly, as for local topics. Topics never contain '?' or '*'. */
+static size_t channel_of(const struct sp_bp *bp, const struct rtopic *t, char *out)
+{
+	size_t n = bp->chan_len;
+
+	memcpy(out, bp->chan, n);
+	memcpy(out + n, t->node.name, t->node.len);
+	n += t->node.len;
+	if (t->wild && out[n - 1] == '>') {
+		out[n - 1] = '?';
+		out[n++] = '*';
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* The rtopic a confirmed channel or glob names, or NULL. */
+static struct rtopic *rtopic_by_channel(struct sp_bp *bp, const char *s, size_t len, bool glob)
+{
+	char name[SP_TOPIC_MAX + 2];
+
+	if (len <= bp->chan_len || memcmp(s, bp->chan, bp->chan_len) != 0)
+		return NULL;
+	s += bp->chan_len;
+	len -= bp->chan_len;
+	if (len > SP_TOPIC_MAX + 1)
+		return NULL;
+	memcpy(name, s, len);
+	if (glob && len >= 2 && name[len - 2] == '?' && name[len - 1] == '*')
+		name[--len - 1] = '>';
+	struct sp_tnode *n = sp_tmap_find(&bp->r->local->topics, sp_topic_hash(name, len), name, len);
+	return n ? sp_container_of(n, struct rtopic, node) : NULL;
+}
+
+static void stream_key(const struct sp_bp *bp, const char *topic, size_t len, char *out)
+{
+	snprintf(out, KEY_MAX, "{%s}:s:%.*s", bp->cfg->redis_prefix, (int)len, topic);
+}
+
+/* --- subscriptions ------------------------------------------------------ */
+
+static int sub_command(struct sp_bp *bp, const char *verb, const char *arg, size_t len);
+
+static void release_parked(struct sp_router *r, struct rtopic *t)
+{
+	while (t->parked != NULL) {
+		struct sp_ctl *c = t->parked;
+		t->parked = c->next;
+		c->next = NULL;
+		router_ack(r, c->from, c);
+	}
+}
+
+static void subscribe(struct sp_bp *bp, struct rtopic *t)
+{
+	char ch[KEY_MAX];
+	size_t n = channel_of(bp, t, ch);
+	char key[KEY_MAX + 1];
+
+	key[0] = t->wild ? 'p' : 'c';
+	memcpy(key + 1, ch, n + 1);
+	if (sp_tmap_find(&bp->unsubs, sp_topic_hash(key, n + 1), key, n + 1) != NULL) {
+		t->bp = BPS_WAIT_UNSUB;
+		return;
+	}
+	if (sub_command(bp, t->wild ? "PSUBSCRIBE" : "SUBSCRIBE", ch, n) == 0)
+		t->bp = BPS_PENDING;
+}
+
+static void unsubscribe(struct sp_bp *bp, struct rtopic *t)
+{
+	char ch[KEY_MAX];
+	size_t n = channel_of(bp, t, ch);
+	struct unsub *u = malloc(sizeof(*u) + n + 2);
+
+	if (u == NULL || sub_command(bp, t->wild ? "PUNSUBSCRIBE" : "UNSUBSCRIBE", ch, n) != 0) {
+		/* Without the record a quick re-subscribe could lose the
+		 * channel: fail the link instead, the reconnect starts clean. */
+		free(u);
+		sp_rlink_fail(&bp->sub, "out of memory tracking an unsubscribe");
+		return;
+	}
+	u->name[0] = t->wild ? 'p' : 'c';
+	memcpy(u->name + 1, ch, n + 1);
+	u->node.name = u->name;
+	u->node.len = (uint16_t)(n + 1);
+	u->node.hash = sp_topic_hash(u->name, n + 1);
+	sp_tmap_insert(&bp->unsubs, &u->node);
+}
+
+bool bp_topic_added(struct sp_router *r, struct rtopic *t)
+{
+	struct sp_bp *bp = r->local->bp;
+
+	t->bp = BPS_NONE;
+	t->parked = NULL;
+	if (bp->up) {
+		subscribe(bp, t);
+		sp_stat_add(&r->bp.subscriptions, 1);
+	}
+	return !bp_topic_waits(r, t);
+}
+
+bool bp_topic_waits(const struct sp_router *r, const struct rtopic *t)
+{
+	/* Down: the stream opens at once and gets events once Redis is back
+	 * (it is told nothing else; a resume will report what it missed). */
+	return t->bp == BPS_PENDING || t->bp == BPS_WAIT_UNSUB;
+}
+
+void bp_topic_removed(struct sp_router *r, struct rtopic *t)
+{
+	struct sp_bp *bp = r->local->bp;
+
+	release_parked(r, t);
+	if (bp->up && (t->bp == BPS_PENDING || t->bp == BPS_LIVE))
+		unsubscribe(bp, t);
+	if (bp->up)
+		sp_stat_add(&r->bp.subscriptions, (uint64_t)-1);
+	t->bp = BPS_NONE;
+}
+
+static void subscribe_each(struct sp_tnode *n, void *arg)
+{
+	struct sp_bp *bp = arg;
+
+	subscribe(bp, sp_container_of(n, struct rtopic, node));
+}
+
+static void forget_each(struct sp_tnode *n, void *arg)
+{
+	struct sp_bp *bp = arg;
+	struct rtopic *t = sp_container_of(n, struct rtopic, node);
+
+	t->bp = BPS_NONE;
+	release_parked(bp->r, t);
+}
+
+/* --- replays ------------------------------------------------------------ */
+
+static void replay_read(struct bp_replay *br, const char *const *names, const uint16_t *lens,
+			unsigned n, bool list);
+
+static void replay_free(struct bp_replay *br)
+{
+	for (size_t i = 0; i < br->n; i++)
+		sp_frame_release(br->frames[i]);
+	free(br->frames);
+	free(br);
+}
+
+/* Answer from local history only (Redis away or failing): the client is
+ * told it may have missed events unless it is fully up to date. */
+static void replay_fallback(struct bp_replay *br)
+{
+	struct sp_router *r = br->bp->r;
+	struct sp_replay *rp = br->rp;
+
+	router_replay_local(r, rp);
+	if (rp->gap == SP_GAP_NONE && (rp->after == 0 || rp->after < r->last_id))
+		rp->gap = SP_GAP_EVICTED;
+	router_ack(r, br->worker, &rp->hdr);
+	replay_free(br);
+}
+
+static int cmp_frame_id(const void *a, const void *b)
+{
+	uint64_t x = (*(struct sp_frame *const *)a)->id, y = (*(struct sp_frame *const *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+static void replay_finish(struct bp_replay *br)
+{
+	struct sp_replay *rp = br->rp;
+	struct sp_router *r = br->bp->r;
+
+	/* A frame reached through two names (a topic and a pattern) once.
+	 * Frames newer than the first read's counter were published after
+	 * it, so they reach this node live (router.c, finish_replay). */
+	qsort(br->frames, br->n, sizeof(*br->frames), cmp_frame_id);
+	size_t k = 0;
+	for (size_t i = 0; i < br->n; i++) {
+		if (br->frames[i]->id > br->snap ||
+		    (k > 0 && br->frames[k - 1]->id == br->frames[i]->id))
+			sp_frame_release(br->frames[i]);
+		else
+			br->frames[k++] = br->frames[i];
+	}
+	rp->frames = br->frames;
+	rp->nframes = k;
+	rp->gap = br->gap;
+	rp->upto = br->snap;
+	rp->merge_local = true;
+	br->frames = NULL;
+	br->n = 0;
+	sp_stat_add(&r->bp.replays, 1);
+	sp_stat_add(&r->stats.replays, 1);
+	if (rp->gap != SP_GAP_NONE)
+		sp_stat_add(&r->stats.replay_gaps, 1);
+	router_ack(r, br->worker, &rp->hdr);
+	replay_free(br);
+}
+
+static int replay_keep(struct bp_replay *br, struct sp_frame *f)
+{
+	if (br->n == br->cap) {
+		size_t cap = br->cap ? br->cap * 2 : 64;
+		struct sp_frame **v = realloc(br->frames, cap * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		br->frames = v;
+		br->cap = cap;
+	}
+	br->frames[br->n++] = f;
+	return 0;
+}
+
+/* One topic's part of a REPLAY answer: {name, last id, entries}. */
+static int replay_topic(struct bp_replay *br, const redisReply *t)
+{
+	uint64_t after = br->rp->after;
+
+	if (t->type != REDIS_REPLY_ARRAY || t->elements != 3 ||
+	    t->element[0]->type != REDIS_REPLY_STRING || t->element[2]->type != REDIS_REPLY_ARRAY)
+		return -EPROTO;
+	const redisReply *name = t->element[0], *entries = t->element[2];
+	if (entries->elements == 0) {
+		/* Nothing retained after <after>: lost only if the topic had
+		 * events after it (its stream expired or was dropped). */
+		if (reply_u64(t->element[1]) > after)
+			br->gap = SP_GAP_EVICTED;
+		return 0;
+	}
+	for (size_t i = 0; i < entries->elements; i++) {
+		const redisReply *e = entries->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+		    e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements != 6)
+			return -EPROTO;
+		const redisReply *fv = e->element[1];
+		uint64_t id = reply_u64(e->element[0]);
+		if (id == 0)
+			return -EPROTO;
+		/* The first entry after <after> should follow it directly on
+		 * this topic; if its predecessor is newer, trimming took some. */
+		if (i == 0 && reply_u64(fv->element[1]) > after)
+			br->gap = SP_GAP_EVICTED;
+		struct sp_event ev = { .topic = name->str, .topic_len = name->len,
+				       .event = fv->element[3]->len ? fv->element[3]->str : NULL,
+				       .event_len = fv->element[3]->len,
+				       .data = fv->element[5]->str, .data_len = fv->element[5]->len,
+				       .id = id };
+		ev.topic_hash = sp_topic_hash(ev.topic, ev.topic_len);
+		struct sp_frame *f = sp_frame_new_event(&ev);
+		if (f == NULL)
+			return -ENOMEM;
+		if (replay_keep(br, f) != 0) {
+			sp_frame_release(f);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* Pattern phase: read the streams of the topics published since <after>
+ * that one of the connection's patterns matches and no exact name covers. */
+static bool replay_patterns(struct bp_replay *br, const redisReply *list)
+{
+	struct sp_replay *rp = br->rp;
+	const char **names = malloc(PATTERN_TOPICS_MAX * sizeof(*names));
+	uint16_t *lens = malloc(PATTERN_TOPICS_MAX * sizeof(*lens));
+	unsigned n = 0;
+
+	if (names == NULL || lens == NULL) {
+		free(names);
+		free(lens);
+		br->gap = SP_GAP_EVICTED;
+		return false;
+	}
+	for (size_t i = 0; i < list->elements; i++) {
+		const redisReply *e = list->element[i];
+		if (e->type != REDIS_REPLY_STRING || e->len > SP_TOPIC_MAX)
+			continue;
+		bool wanted = false, exact = false;
+		for (unsigned k = 0; k < rp->ntopics; k++) {
+			if (sp_pattern_is_wild(rp->topic[k], rp->len[k]))
+				wanted |= sp_pattern_match(rp->topic[k], rp->len[k], e->str, e->len);
+			else
+				exact |= rp->len[k] == e->len && memcmp(rp->topic[k], e->str, e->len) == 0;
+		}
+		if (!wanted || exact)
+			continue;
+		if (n == PATTERN_TOPICS_MAX) {
+			br->gap = SP_GAP_EVICTED;   /* too many to replay: say so */
+			break;
+		}
+		names[n] = e->str;
+		lens[n++] = (uint16_t)e->len;
+	}
+	if (list->elements >= 10000)
+		br->gap = SP_GAP_EVICTED;           /* the script's LIMIT cut the list */
+	if (n > 0)
+		replay_read(br, names, lens, n, false);
+	free(names);
+	free(lens);
+	return n > 0;
+}
+
+static void on_replay_read(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct bp_replay *br = priv;
+	struct sp_bp *bp = br->bp;
+	const redisReply *rep = reply;
+	uint64_t after = br->rp->after;
+
+	if (rep == NULL) {                  /* the link went away */
+		replay_fallback(br);
+		return;
+	}
+	sp_rlink_replied(&bp->cmd, now_ms());
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+		sp_stat_add(&bp->r->bp.errors, 1);
+		sp_log(SP_LOG_WARN, "backplane replay failed", "error=%s",
+		       rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+		replay_fallback(br);
+		return;
+	}
+	uint64_t seq = reply_u64(rep->element[0]), base = reply_u64(rep->element[1]);
+	if (br->snap == 0)
+		br->snap = seq;                  /* the first read's, not the pattern phase's */
+	if (after != 0 && seq != 0 && after > seq && br->gap == SP_GAP_NONE)
+		br->gap = SP_GAP_UNKNOWN_ID;
+	else if (after != 0 && (seq == 0 || after < base))
+		br->gap = SP_GAP_EVICTED;   /* from before Redis' current counter */
+	const redisReply *list = NULL;
+	size_t end = rep->elements;
+	if (br->listing) {
+		list = rep->element[--end];         /* the topic list comes last */
+		if (list->type != REDIS_REPLY_ARRAY || end < 2)
+			list = NULL;
+		br->listing = false;
+	}
+	for (size_t i = 2; i < end; i++) {
+		int rc = replay_topic(br, rep->element[i]);
+		if (rc != 0) {
+			sp_stat_add(&bp->r->bp.errors, 1);
+			sp_log(SP_LOG_WARN, "backplane replay failed", "error=%s",
+			       rc == -ENOMEM ? "out of memory" : "unexpected reply");
+			replay_fallback(br);
+			return;
+		}
+	}
+	if (list != NULL && replay_patterns(br, list))
+		return;   /* the pattern phase finishes it */
+	replay_finish(br);
+}
+
+/* EVALSHA replay on <names>; with <list> also list recent topics. */
+static void replay_read(struct bp_replay *br, const char *const *names, const uint16_t *lens,
+			unsigned n, bool list)
+{
+	struct sp_bp *bp = br->bp;
+	/* EVALSHA sha numkeys, 3 + n keys, after count list, n names */
+	unsigned argc = 3 + 3 + n + 3 + n;
+	const char **argv = calloc(argc, sizeof(*argv));
+	size_t *alen = calloc(argc, sizeof(*alen));
+	char *keys = malloc((size_t)n * KEY_MAX + 1);
+	char nkeys[16], after[24], count[16];
+
+	if (argv == NULL || alen == NULL || keys == NULL) {
+		free(argv);
+		free(alen);
+		free(keys);
+		replay_fallback(br);
+		return;
+	}
+	snprintf(nkeys, sizeof(nkeys), "%u", 3 + n);
+	snprintf(after, sizeof(after), "%llu", (unsigned long long)br->rp->after);
+	snprintf(count, sizeof(count), "%s", bp->history);
+	unsigned a = 0;
+	argv[a++] = "EVALSHA";
+	argv[a++] = bp->sha_replay;
+	argv[a++] = nkeys;
+	argv[a++] = bp->key_seq;
+	argv[a++] = bp->key_base;
+	argv[a++] = bp->key_topics;
+	for (unsigned i = 0; i < n; i++) {
+		stream_key(bp, names[i], lens[i], keys + (size_t)i * KEY_MAX);
+		argv[a++] = keys + (size_t)i * KEY_MAX;
+	}
+	argv[a++] = after;
+	argv[a++] = count;
+	argv[a++] = list ? "1" : "0";
+	for (unsigned i = 0; i < n; i++) {
+		alen[a] = lens[i];
+		argv[a++] = names[i];
+	}
+	for (unsigned i = 0; i < argc; i++)
+		if (alen[i] == 0)
+			alen[i] = strlen(argv[i]);
+	br->listing = list;
+	int rc = sp_rlink_command(&bp->cmd, on_replay_read, br, (int)argc, argv, alen, now_ms());
+	free(argv);
+	free(alen);
+	free(keys);
+	if (rc != 0)
+		replay_fallback(br);
+}
+
+static bool replay_ready(struct sp_bp *bp, const struct sp_replay *rp)
+{
+	struct sp_router_local *L = bp->r->local;
+
+	for (unsigned i = 0; i < rp->ntopics; i++) {
+		struct sp_tnode *n = sp_tmap_find(&L->topics, sp_topic_hash(rp->topic[i], rp->len[i]),
+						  rp->topic[i], rp->len[i]);
+		if (n != NULL && sp_container_of(n, struct rtopic, node)->bp != BPS_LIVE)
+			return false;
+	}
+	return true;
+}
+
+static void replay_start(struct bp_replay *br)
+{
+	struct sp_replay *rp = br->rp;
+	const char *names[SP_REPLAY_TOPICS_MAX];
+	uint16_t lens[SP_REPLAY_TOPICS_MAX];
+	unsigned n = 0;
+	bool wild = false;
+
+	for (unsigned i = 0; i < rp->ntopics; i++) {
+		if (sp_pattern_is_wild(rp->topic[i], rp->len[i])) {
+			wild = true;
+			continue;
+		}
+		names[n] = rp->topic[i];
+		lens[n++] = rp->len[i];
+	}
+	replay_read(br, names, lens, n, wild);
+}
+
+/* Start every waiting replay whose subscriptions are now confirmed. */
+static void kick_replays(struct sp_bp *bp)
+{
+	struct sp_list round, *it;
+
+	/* replay_start may fail over to a fallback that acks at once, but it
+	 * never adds to <waiting>, so walking a taken copy is safe. */
+	sp_list_take(&round, &bp->waiting);
+	while ((it = sp_list_first(&round)) != NULL) {
+		sp_list_del(it);
+		struct bp_replay *br = sp_container_of(it, struct bp_replay, link);
+		if (replay_ready(bp, br->rp))
+			replay_start(br);
+		else
+			sp_list_add_tail(&bp->waiting, it);
+	}
+}
+
+void bp_replay(struct sp_router *r, unsigned w, struct sp_replay *rp)
+{
+	struct sp_bp *bp = r->local->bp;
+	struct bp_replay *br = calloc(1, sizeof(*br));
+
+	if (br == NULL) {
+		router_replay_local(r, rp);
+		rp->gap = SP_GAP_EVICTED;
+		router_ack(r, w, &rp->hdr);
+		return;
+	}
+	br->bp = bp;
+	br->rp = rp;
+	br->worker = w;
+	if (!bp->up) {
+		replay_fallback(br);
+		return;
+	}
+	sp_list_add_tail(&bp->waiting, &br->link);
+	kick_replays(bp);
+}
+
+/* --- receiving ---------------------------------------------------------- */
+
+static void inbox_drain(struct sp_bp *bp)
+{
+	while (bp->in_n > 0 && bp->r->local->stalled_on < 0) {
+		struct sp_frame *f = bp->inbox[bp->in_head];
+		if (router_route_frame(bp->r, f) == -EAGAIN)
+			break;
+		bp->in_head = (bp->in_head + 1) % bp->in_cap;
+		bp->in_n--;
+	}
+	if (bp->in_n < INBOX_HIGH / 2)
+		sp_rlink_pause_read(&bp->sub, false);
+	sp_stat_set(&bp->r->bp.inbox, bp->in_n);
+}
+
+static int inbox_push(struct sp_bp *bp, struct sp_frame *f)
+{
+	if (bp->in_n == bp->in_cap) {
+		size_t cap = bp->in_cap ? bp->in_cap * 2 : 1024;
+		struct sp_frame **v = malloc(cap * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < bp->in_n; i++)
+			v[i] = bp->inbox[(bp->in_head + i) % bp->in_cap];
+		free(bp->inbox);
+		bp->inbox = v;
+		bp->in_head = 0;
+		bp->in_cap = cap;
+	}
+	bp->inbox[(bp->in_head + bp->in_n) % bp->in_cap] = f;
+	if (++bp->in_n >= INBOX_HIGH)
+		sp_rlink_pause_read(&bp->sub, true);   /* TCP pushes back on Redis */
+	return 0;
+}
+
+/* An event from Redis: "<id> <base>\n<event>\n<data>" on "<prefix>:e:<topic>". */
+static void receive(struct sp_bp *bp, const redisReply *channel, const redisReply *msg)
+{
+	struct sp_router *r = bp->r;
+	const char *p = msg->str, *end = msg->str + msg->len;
+	uint64_t id = 0, base = 0;
+
+	if (channel->len <= bp->chan_len || memcmp(channel->str, bp->chan, bp->chan_len) != 0) {
+		sp_stat_add(&r->bp.errors, 1);
+		return;
+	}
+	const char *topic = channel->str + bp->chan_len;
+	size_t tlen = channel->len - bp->chan_len;
+
+	while (p < end && *p >= '0' && *p <= '9')
+		id = id * 10 + (uint64_t)(*p++ - '0');
+	if (p < end && *p == ' ')
+		p++;
+	while (p < end && *p >= '0' && *p <= '9')
+		base = base * 10 + (uint64_t)(*p++ - '0');
+	const char *ev_name = p + 1;
+	const char *nl = p < end && *p == '\n' ? memchr(ev_name, '\n', (size_t)(end - ev_name)) : NULL;
+	if (id == 0 || nl == NULL || sp_topic_check(topic, tlen) != NULL) {
+		/* Not ours: someone else PUBLISHed on our channels. */
+		sp_stat_add(&r->bp.errors, 1);
+		return;
+	}
+	if (base != bp->epoch) {
+		if (bp->epoch != 0) {
+			sp_stat_add(&r->bp.resets, 1);
+			sp_log(SP_LOG_WARN, "backplane id counter restarted (Redis lost its data?)",
+			       "first_id=%llu", (unsigned long long)base);
+			r->last_id = id - 1;   /* ids from the new epoch are not duplicates */
+		}
+		bp->epoch = base;
+	}
+	if (id <= r->last_id) {
+		sp_stat_add(&r->bp.duplicates, 1);   /* via a topic and a pattern */
+		return;
+	}
+	struct sp_event ev = { .topic = topic, .topic_len = tlen,
+			       .event = nl > ev_name ? ev_name : NULL,
+			       .event_len = (size_t)(nl - ev_name),
+			       .data = nl + 1, .data_len = (size_t)(end - nl - 1), .id = id };
+	ev.topic_hash = sp_topic_hash(topic, tlen);
+	struct sp_frame *f = sp_frame_new_event(&ev);
+	if (f == NULL) {
+		sp_log(SP_LOG_ERROR, "out of memory: event from the backplane lost", "id=%llu",
+		       (unsigned long long)id);
+		return;
+	}
+	f->born_ns = sp_now_ns();
+	/* Ids only grow from here, so later copies are recognised even while
+	 * this one waits in the inbox. */
+	r->last_id = id;
+	if (id > bp->floor)
+		bp->floor = id;
+	sp_stat_add(&r->bp.events_received, 1);
+	if ((bp->in_n > 0 || router_route_frame(r, f) == -EAGAIN) && inbox_push(bp, f) != 0) {
+		sp_log(SP_LOG_ERROR, "out of memory: event from the backplane lost", "id=%llu",
+		       (unsigned long long)id);
+		sp_frame_release(f);
+	}
+}
+
+static void maybe_up(struct sp_bp *bp);
+
+/* Everything the subscription link says: confirmations and messages. */
+static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sp_bp *bp = priv;
+	const redisReply *rep = reply;
+	uint64_t now = now_ms();
+
+	if (rep == NULL)
+		return;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		char why[128];
+		snprintf(why, sizeof(why), "subscribe: %s", rep->str);
+		sp_rlink_fail(&bp->sub, why);
+		return;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3)
+		return;
+	const redisReply *kind = rep->element[0], *name = rep->element[1];
+	if (name->type != REDIS_REPLY_STRING || kind->type != REDIS_REPLY_STRING)
+		return;
+	bool pat = kind->len > 0 && (kind->str[0] == 'p' || kind->str[0] == 'P');
+	if (str_is(kind, "message") || str_is(kind, "pmessage")) {
+		if (pat && rep->elements < 4)
+			return;
+		const redisReply *channel = pat ? rep->element[2] : name;
+		const redisReply *msg = rep->element[pat ? 3 : 2];
+		if (channel->len == strlen(bp->hb) && memcmp(channel->str, bp->hb, channel->len) == 0) {
+			uint64_t sent = reply_u64(msg);
+			uint64_t ns = sp_now_ns();
+			bp->probe_ok_ms = now;
+			if (sent != 0 && ns >= sent)
+				sp_stat_set(&bp->r->bp.probe_rtt_ns, ns - sent);
+			return;
+		}
+		if (channel->type == REDIS_REPLY_STRING && msg->type == REDIS_REPLY_STRING)
+			receive(bp, channel, msg);
+		return;
+	}
+	sp_rlink_replied(&bp->sub, now);
+	if (str_is(kind, "subscribe") || str_is(kind, "psubscribe")) {
+		if (!pat && name->len == strlen(bp->hb) && memcmp(name->str, bp->hb, name->len) == 0) {
+			bp->sub_ready = true;
+			maybe_up(bp);
+			return;
+		}
+		struct rtopic *t = rtopic_by_channel(bp, name->str, name->len, pat);
+		if (t != NULL && t->bp == BPS_PENDING) {
+			t->bp = BPS_LIVE;
+			release_parked(bp->r, t);
+			kick_replays(bp);
+		}
+	} else if (str_is(kind, "unsubscribe") || str_is(kind, "punsubscribe")) {
+		char key[KEY_MAX + 1];
+		if (name->len > KEY_MAX - 1)
+			return;
+		key[0] = pat ? 'p' : 'c';
+		memcpy(key + 1, name->str, name->len);
+		struct sp_tnode *n = sp_tmap_find(&bp->unsubs, sp_topic_hash(key, name->len + 1),
+						  key, name->len + 1);
+		if (n != NULL) {
+			sp_tmap_remove(&bp->unsubs, n);
+			free(sp_container_of(n, struct unsub, node));
+		}
+		struct rtopic *t = rtopic_by_channel(bp, name->str, name->len, pat);
+		if (t != NULL && t->bp == BPS_WAIT_UNSUB)
+			subscribe(bp, t);
+	}
+}
+
+static int sub_command(struct sp_bp *bp, const char *verb, const char *arg, size_t len)
+{
+	const char *argv[2] = { verb, arg };
+	size_t lens[2] = { strlen(verb), len };
+
+	/* One callback for everything on this link; hiredis stores it per
+	 * channel and calls it for the confirmation and every message. */
+	return sp_rlink_command(&bp->sub, on_sub, bp, 2, argv, lens, now_ms());
+}
+
+/* --- publishing and the probe ------------------------------------------- */
+
+static void on_published(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct pubconn *pc = priv;
+	struct sp_router *r = pc->r;
+	struct sp_bp *bp = r->local->bp;
+	const redisReply *rep = reply;
+	char why[160];
+
+	if (rep == NULL) {
+		sp_stat_add(&r->bp.publish_errors, 1);
+		pub_published(pc, 0, "backplane unavailable (the event may or may not be stored)");
+		return;
+	}
+	sp_rlink_replied(&bp->cmd, now_ms());
+	uint64_t id = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2
+		      ? reply_u64(rep->element[0]) : 0;
+	if (id == 0) {
+		sp_stat_add(&r->bp.publish_errors, 1);
+		sp_stat_add(&r->bp.errors, 1);
+		snprintf(why, sizeof(why), "backplane error: %.120s",
+			 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+		/* A Redis that lost our script (restart, failover) answers
+		 * NOSCRIPT: reconnecting loads it again. */
+		if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
+			sp_rlink_fail(&bp->cmd, "NOSCRIPT: Redis lost the scripts");
+		pub_published(pc, 0, why);
+		return;
+	}
+	if (id > bp->floor)
+		bp->floor = id;
+	sp_stat_add(&r->bp.publishes, 1);
+	pub_published(pc, id, NULL);
+}
+
+int bp_publish(struct sp_router *r, struct pubconn *pc, const struct sp_event *ev)
+{
+	struct sp_bp *bp = r->local->bp;
+	char stream[KEY_MAX], channel[KEY_MAX], floor[24];
+
+	if (!bp->up)
+		return -ENOTCONN;
+	stream_key(bp, ev->topic, ev->topic_len, stream);
+	int cl = snprintf(channel, sizeof(channel), "%s%.*s", bp->chan, (int)ev->topic_len, ev->topic);
+	snprintf(floor, sizeof(floor), "%llu", (unsigned long long)bp->floor);
+	const char *argv[] = { "EVALSHA", bp->sha_publish, "4", bp->key_seq, bp->key_base,
+			       bp->key_topics, stream, floor, bp->history, channel, ev->topic,
+			       ev->event ? ev->event : "", ev->data, bp->ttl_ms };
+	size_t lens[sizeof(argv) / sizeof(argv[0])];
+	/* topic, event and data point into the publisher's input buffer and
+	 * are not NUL-terminated: their lengths are set below, not measured. */
+	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
+		lens[i] = i >= 10 && i <= 12 ? 0 : strlen(argv[i]);
+	lens[9] = (size_t)cl;
+	lens[10] = ev->topic_len;
+	lens[11] = ev->event ? ev->event_len : 0;
+	lens[12] = ev->data_len;
+	if (sp_rlink_command(&bp->cmd, on_published, pc, (int)(sizeof(argv) / sizeof(argv[0])),
+			     argv, lens, now_ms()) != 0)
+		return -ENOTCONN;
+	pc->inflight++;
+	return 0;
+}
+
+static void on_probe_sent(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sp_bp *bp = priv;
+
+	if (reply != NULL)
+		sp_rlink_replied(&bp->cmd, now_ms());
+}
+
+static void send_probe(struct sp_bp *bp)
+{
+	char ns[24];
+
+	snprintf(ns, sizeof(ns), "%llu", (unsigned long long)sp_now_ns());
+	const char *argv[] = { "PUBLISH", bp->hb, ns };
+	size_t lens[] = { 7, strlen(bp->hb), strlen(ns) };
+	sp_rlink_command(&bp->cmd, on_probe_sent, bp, 3, argv, lens, now_ms());
+}
+
+/* --- connection life ---------------------------------------------------- */
+
+static void on_setup(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sp_bp *bp = ac->data ? sp_container_of((struct sp_rlink *)ac->data, struct sp_bp, cmd)
+				    : NULL;
+	const redisReply *rep = reply;
+	char why[160];
+
+	if (rep == NULL || bp == NULL)
+		return;
+	sp_rlink_replied(&bp->cmd, now_ms());
+	if (rep->type == REDIS_REPLY_ERROR) {
+		snprintf(why, sizeof(why), "%s: %.120s", (const char *)priv, rep->str);
+		sp_rlink_fail(&bp->cmd, why);
+		return;
+	}
+	if (strcmp(priv, "SCRIPT LOAD publish") == 0 && rep->type == REDIS_REPLY_STRING)
+		snprintf(bp->sha_publish, sizeof(bp->sha_publish), "%s", rep->str);
+	if (strcmp(priv, "SCRIPT LOAD replay") == 0 && rep->type == REDIS_REPLY_STRING)
+		snprintf(bp->sha_replay, sizeof(bp->sha_replay), "%s", rep->str);
+	if (--bp->setup_left == 0) {
+		bp->cmd_ready = true;
+		maybe_up(bp);
+	}
+}
+
+static void on_sub_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct sp_bp *bp = priv;
+	const redisReply *rep = reply;
+	char why[160];
+
+	if (rep == NULL)
+		return;
+	sp_rlink_replied(&bp->sub, now_ms());
+	if (rep->type == REDIS_REPLY_ERROR) {
+		snprintf(why, sizeof(why), "AUTH: %.120s", rep->str);
+		sp_rlink_fail(&bp->sub, why);
+	}
+}
+
+static void setup_command(struct sp_bp *bp, const char *what, int argc, const char **argv)
+{
+	size_t lens[4];
+
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	if (sp_rlink_command(&bp->cmd, on_setup, (void *)what, argc, argv, lens, now_ms()) == 0)
+		bp->setup_left++;
+}
+
+static void connect_links(struct sp_bp *bp)
+{
+	const struct sp_redis_url *u = &bp->cfg->redis;
+	uint64_t now = now_ms();
+	char db[16];
+
+	bp->open = true;
+	bp->cmd_ready = bp->sub_ready = bp->up = false;
+	bp->setup_left = 0;
+	/* After a failure this is a retry: still down, as /readyz says. */
+	set_health(bp, bp->why[0] != '\0' ? SP_BP_DOWN : SP_BP_CONNECTING);
+	if (sp_rlink_open(&bp->cmd, &bp->set, "commands", u->host, u->port, now) != 0 ||
+	    sp_rlink_open(&bp->sub, &bp->set, "subscriptions", u->host, u->port, now) != 0)
+		return;   /* bp_tick sees the dead link */
+	if (u->password[0] != '\0') {
+		setup_command(bp, "AUTH", 2, (const char *[]){ "AUTH", u->password });
+		const char *argv[] = { "AUTH", u->password };
+		size_t lens[] = { 4, strlen(u->password) };
+		sp_rlink_command(&bp->sub, on_sub_auth, bp, 2, argv, lens, now);
+	}
+	if (u->db != 0) {
+		snprintf(db, sizeof(db), "%u", u->db);
+		setup_command(bp, "SELECT", 2, (const char *[]){ "SELECT", db });
+	}
+	setup_command(bp, "SCRIPT LOAD publish", 3,
+		      (const char *[]){ "SCRIPT", "LOAD", bp_lua_publish });
+	setup_command(bp, "SCRIPT LOAD replay", 3,
+		      (const char *[]){ "SCRIPT", "LOAD", bp_lua_replay });
+	sub_command(bp, "SUBSCRIBE", bp->hb, strlen(bp->hb));
+}
+
+static void maybe_up(struct sp_bp *bp)
+{
+	struct sp_router *r = bp->r;
+
+	if (bp->up || !bp->cmd_ready || !bp->sub_ready)
+		return;
+	bp->up = true;
+	bp->backoff_ms = 0;
+	bp->probe_ok_ms = 0;               /* ready only once a probe came back */
+	bp->next_probe_ms = 0;
+	bp->up_ms = now_ms();
+	sp_stat_add(&r->bp.connects, 1);
+	sp_stat_set(&r->bp.subscriptions, r->local->topics.count);
+	sp_log(SP_LOG_INFO, "backplane up", "redis=%s topics=%u", bp->cfg->redis.text,
+	       r->local->topics.count);
+	sp_tmap_each(&r->local->topics, subscribe_each, bp);
+}
+
+static void unsub_free_all(struct sp_bp *bp)
+{
+	struct sp_tnode *n;
+
+	while ((n = sp_tmap_pop_any(&bp->unsubs)) != NULL)
+		free(sp_container_of(n, struct unsub, node));
+}
+
+/* Drop both links (a failure of either one, or shutdown). Publishes in
+ * flight are answered ERR and replays fall back to local history by their
+ * callbacks, which hiredis runs here with no reply. */
+static void links_down(struct sp_bp *bp, const char *why)
+{
+	struct sp_router *r = bp->r;
+	uint64_t now = now_ms();
+
+	if (!bp->open)
+		return;
+	if (why != NULL) {
+		sp_stat_add(&r->bp.errors, 1);
+		if (bp->up || strcmp(why, bp->why) != 0)
+			sp_log(SP_LOG_WARN, "backplane down", "redis=%s reason=\"%s\"",
+			       bp->cfg->redis.text, why);
+		snprintf(bp->why, sizeof(bp->why), "%s", why);
+	}
+	bp->up = bp->cmd_ready = bp->sub_ready = false;
+	sp_rlink_close(&bp->cmd);
+	sp_rlink_close(&bp->sub);
+	bp->open = false;
+	bp->more = false;
+	unsub_free_all(bp);
+	sp_tmap_each(&r->local->topics, forget_each, bp);
+	sp_stat_set(&r->bp.subscriptions, 0);
+	struct sp_list *it;
+	while ((it = sp_list_first(&bp->waiting)) != NULL) {
+		sp_list_del(it);
+		replay_fallback(sp_container_of(it, struct bp_replay, link));
+	}
+	/* Exponential backoff with jitter, so nodes cut off together do not
+	 * all come back in the same millisecond. */
+	bp->backoff_ms = bp->backoff_ms ? bp->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (bp->backoff_ms > BACKOFF_MAX_MS)
+		bp->backoff_ms = BACKOFF_MAX_MS;
+	uint32_t jitter;
+	if (getrandom(&jitter, sizeof(jitter), GRND_NONBLOCK) != sizeof(jitter))
+		jitter = (uint32_t)now;
+	bp->retry_at_ms = now + bp->backoff_ms / 2 + jitter % (bp->backoff_ms / 2 + 1);
+	set_health(bp, SP_BP_DOWN);
+}
+
+void bp_on_ready(struct sp_router *r)
+{
+	struct sp_bp *bp = r->local->bp;
+
+	bp->more = sp_rlink_set_poll(&bp->set);
+}
+
+int bp_tick(struct sp_router *r, int timeout)
+{
+	struct sp_bp *bp = r->local->bp;
+	uint64_t now = now_ms();
+	uint64_t stale = 3ull * bp->cfg->redis_probe_ms;
+	int next;
+
+	if (stale < bp->cfg->redis_timeout_ms)
+		stale = bp->cfg->redis_timeout_ms;
+	if (bp->more)
+		bp->more = sp_rlink_set_poll(&bp->set);
+	if (bp->in_n > 0)
+		inbox_drain(bp);
+	if (!bp->open) {
+		if (now >= bp->retry_at_ms)
+			connect_links(bp);
+		else
+			return (int)(bp->retry_at_ms - now) < timeout ? (int)(bp->retry_at_ms - now)
+								       : timeout;
+	}
+	if (sp_rlink_dead(&bp->cmd) || sp_rlink_dead(&bp->sub)) {
+		char why[300];
+		const struct sp_rlink *l = sp_rlink_dead(&bp->cmd) ? &bp->cmd : &bp->sub;
+		snprintf(why, sizeof(why), "%s link: %s", l->name, l->why);
+		links_down(bp, why);
+		return 0;
+	}
+	if (sp_rlink_stuck(&bp->cmd, now, bp->cfg->redis_timeout_ms) ||
+	    sp_rlink_stuck(&bp->sub, now, bp->cfg->redis_timeout_ms)) {
+		links_down(bp, "timeout: Redis did not answer within --redis-timeout-ms");
+		return 0;
+	}
+	if (!bp->up) {
+		next = 10;   /* connecting: watch the connect timeout */
+	} else {
+		if (now >= bp->next_probe_ms) {
+			send_probe(bp);
+			bp->next_probe_ms = now + bp->cfg->redis_probe_ms;
+		}
+		/* Not ready until the first heartbeat is back: a node that
+		 * cannot hear Redis must not take clients. */
+		uint64_t age = now - (bp->probe_ok_ms ? bp->probe_ok_ms : bp->up_ms);
+		if (age > 2 * stale) {
+			links_down(bp, "heartbeat through Redis did not come back");
+			return 0;
+		}
+		set_health(bp, bp->probe_ok_ms == 0 ? (bp->why[0] ? SP_BP_DOWN : SP_BP_CONNECTING) :
+			       age > stale ? SP_BP_STALLED : SP_BP_READY);
+		next = (int)(bp->next_probe_ms - now);
+	}
+	if (bp->more || (bp->in_n > 0 && r->local->stalled_on < 0))
+		next = 0;
+	return next < timeout ? next : timeout;
+}
+
+int bp_init(struct sp_router *r)
+{
+	const struct sp_config *cfg = r->broker->cfg;
+	struct sp_router_local *L = r->local;
+
+	if (!sp_config_cluster(cfg))
+		return 0;
+	struct sp_bp *bp = calloc(1, sizeof(*bp));
+	if (bp == NULL)
+		return -ENOMEM;
+	bp->set.epfd = -1;
+	L->bp = bp;
+	bp->r = r;
+	bp->cfg = cfg;
+	sp_list_init(&bp->waiting);
+	if (sp_tmap_init(&bp->unsubs, 64) != 0 || sp_rlink_set_init(&bp->set) != 0)
+		return -ENOMEM;
+	const char *p = cfg->redis_prefix;
+	snprintf(bp->key_seq, KEY_MAX, "{%s}:seq", p);
+	snprintf(bp->key_base, KEY_MAX, "{%s}:base", p);
+	snprintf(bp->key_topics, KEY_MAX, "{%s}:topics", p);
+	bp->chan_len = (size_t)snprintf(bp->chan, KEY_MAX, "%s:e:", p);
+	uint64_t node;
+	if (getrandom(&node, sizeof(node), 0) != sizeof(node))
+		node = sp_now_ns() ^ (uint64_t)getpid();
+	snprintf(bp->hb, KEY_MAX, "%s:hb:%016llx", p, (unsigned long long)node);
+	snprintf(bp->history, sizeof(bp->history), "%u", cfg->history);
+	snprintf(bp->ttl_ms, sizeof(bp->ttl_ms), "%llu",
+		 (unsigned long long)cfg->history_ttl_s * 1000ull);
+	/* Ids this node sees come from Redis; dedupe starts from nothing. */
+	r->last_id = 0;
+	r->first_id = 1;
+	set_health(bp, SP_BP_CONNECTING);
+	return sp_ev_add(&L->ev, bp->set.epfd, SP_EV_READ, bp);
+}
+
+void bp_destroy(struct sp_router *r)
+{
+	struct sp_bp *bp = r->local->bp;
+
+	if (bp == NULL)
+		return;
+	links_down(bp, NULL);
+	while (bp->in_n > 0) {
+		sp_frame_release(bp->inbox[bp->in_head]);
+		bp->in_head = (bp->in_head + 1) % bp->in_cap;
+		bp->in_n--;
+	}
+	free(bp->inbox);
+	unsub_free_all(bp);
+	if (bp->unsubs.buckets != NULL)
+		sp_tmap_destroy(&bp->unsubs);
+	if (bp->set.epfd != -1)
+		sp_ev_del(&r->local->ev, bp->set.epfd);
+	sp_rlink_set_close(&bp->set);
+	free(bp);
+	r->local->bp = NULL;
+}
