@@ -201,7 +201,8 @@ static int cmp_frame_id(const void *a, const void *b)
  * enters the ring. The Redis read ran after this node's subscriptions were
  * confirmed, so it holds every event on these topics up to the counter it
  * saw (rp->upto on entry, router_bp.c); every later event reaches this node
- * live, and those received so far are in local history. So: the union of
+ * live, and those routed to workers so far (routed_id: not those still in
+ * the backplane's inbox) are in local history. So: the union of
  * both, once each, and <upto> = the newer of the two bounds, so that the
  * copies of read events still on their way live are skipped by the worker. */
 static void finish_replay(struct sp_router *r, struct sp_replay *rp)
@@ -212,8 +213,8 @@ static void finish_replay(struct sp_router *r, struct sp_replay *rp)
 	enum sp_gap ignored;
 
 	rp->merge_local = false;
-	if (rp->upto < r->last_id)
-		rp->upto = r->last_id;
+	if (rp->upto < r->local->routed_id)
+		rp->upto = r->local->routed_id;
 	sp_stat_add(&r->stats.replayed_events, rp->nframes);
 	if (!sp_history_enabled(h) ||
 	    sp_history_collect(h, rp->topic, rp->len, rp->ntopics, rp->after, &local, &nlocal,
@@ -452,6 +453,7 @@ int router_route_frame(struct sp_router *r, struct sp_frame *f)
 	if (rc != 0)
 		return rc;
 	route_commit(r, f, t, set, nworkers);
+	r->local->routed_id = ev.id;
 	if (r->topic_stats != NULL)
 		count_topic(r, &ev);
 	return 0;

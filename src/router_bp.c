@@ -332,7 +332,8 @@ static void replay_finish(struct bp_replay *br)
 	/* A frame reached through two names (a topic and a pattern) once.
 	 * Frames newer than the first read's counter were published after
 	 * it, so they reach this node live (router.c, finish_replay). */
-	qsort(br->frames, br->n, sizeof(*br->frames), cmp_frame_id);
+	if (br->n > 1)
+		qsort(br->frames, br->n, sizeof(*br->frames), cmp_frame_id);
 	size_t k = 0;
 	for (size_t i = 0; i < br->n; i++) {
 		if (br->frames[i]->id > br->snap ||

@@ -73,6 +73,9 @@ struct sp_router_local {
 	 * order; nothing else goes to that worker before them. */
 	struct sp_ctl **outbox, **outbox_tail;
 	struct sp_bp *bp;             /* cluster mode, else NULL */
+	/* Cluster mode: newest id pushed to workers. r->last_id is the newest
+	 * received, which may still wait in the backplane's inbox. */
+	uint64_t routed_id;
 };
 
 struct tstat_ref {

@@ -134,6 +134,12 @@ static enum svc process(struct sp_router *r, struct pubconn *pc)
 						.data_len = cmd.data_len };
 			if (L->bp != NULL) {
 				rc = bp_publish(r, pc, &ev);
+				if (rc != 0 && pc->inflight > 0) {
+					/* Refused now, but earlier ones are still
+					 * in Redis: answer after them, in order. */
+					res = SVC_WAIT;
+					goto out;
+				}
 				if (rc == -ENOTCONN)
 					reply_err(r, pc, "backplane unavailable");
 				else if (rc != 0)
