@@ -70,6 +70,7 @@ timeout 3600 python3 tools/bench_compare.py --build "$build" --reps 3 \
 	timeout 600 python3 tools/bench_metrics.py --spoutd "$build/spoutd" --bench "$build/spout-bench" \
 		--rate 2000 --out "$out_dir/metrics-under-load.txt"
 	echo '```'
+	timeout 600 python3 tools/bench_cluster.py --build "$build" --out "$out_dir/cluster.json"
 } | tee "$results"
 echo
 echo "comparison: docs/benchmarks.md, docs/bench-p99.png; other figures: $results"
