@@ -109,6 +109,27 @@ def kill_pid(p):
 
 # ---------------------------------------------------------------- broker
 
+def run_spoutd(args, env_extra=None, timeout=5):
+    """Run spoutd to completion (bounded). Returns (rc, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOUT_") or k == "SPOUTD"}
+    if env_extra:
+        env.update(env_extra)
+    # Always give it free loopback ports, so a flag bug cannot make it serve
+    # on the defaults (0.0.0.0:8080).
+    argv = [spoutd_path(), "--http", "127.0.0.1:%d" % free_port(),
+            "--pub", "127.0.0.1:%d" % free_port()] + args
+    p = spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+              env=env)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_pid(p)
+        p.communicate()
+        raise AssertionError("spoutd %s still running after %ds" % (" ".join(args), timeout))
+    return p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+
 class Broker:
     """Run the real spoutd on free loopback ports.
 
@@ -119,13 +140,16 @@ class Broker:
     (else SIGKILL by PID and the test fails).
 
     http_port/pub_port: listen on these ports instead of free ones (e.g. to
-    restart a broker on the ports an earlier one used)."""
+    restart a broker on the ports an earlier one used). host: the loopback
+    address both listeners bind (another 127.0.0.x gives several brokers
+    the same ports, as on separate hosts)."""
 
     _seq = 0
 
     def __init__(self, *flags, env=None, stop_timeout=5.0, start_timeout=5.0,
-                 http_port=None, pub_port=None):
+                 http_port=None, pub_port=None, host="127.0.0.1"):
         self.flags = [str(f) for f in flags]
+        self.host = host
         self.fixed_ports = (http_port, pub_port)
         self.env = env
         self.stop_timeout = stop_timeout
@@ -164,8 +188,8 @@ class Broker:
         # (it passes --drain-ms or SPOUT_DRAIN_MS itself), stop at once.
         drain = [] if ("--drain-ms" in self.flags or "SPOUT_DRAIN_MS" in (self.env or {})) \
             else ["--drain-ms", "0"]
-        argv = [spoutd_path(), "--http", "127.0.0.1:%d" % self.http_port,
-                "--pub", "127.0.0.1:%d" % self.pub_port] + drain + \
+        argv = [spoutd_path(), "--http", "%s:%d" % (self.host, self.http_port),
+                "--pub", "%s:%d" % (self.host, self.pub_port)] + drain + \
             os.environ.get("SPOUTD_ARGS", "").split() + self.flags
         env = dict(os.environ)
         for k in list(env):
@@ -192,7 +216,7 @@ class Broker:
                         raise _PortRace(tail)
                     raise AssertionError("spoutd exited %d during start-up:\n%s" % (rc, tail))
                 try:
-                    s = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+                    s = socket.create_connection((self.host, port), timeout=0.5)
                     s.close()
                     break
                 except OSError:
@@ -208,7 +232,7 @@ class Broker:
         while True:
             try:
                 if raw_http(self.http_port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n",
-                            1.0).status == 200:
+                            1.0, host=self.host).status == 200:
                     break
             except (OSError, AssertionError, ValueError):
                 pass
@@ -322,7 +346,8 @@ class Broker:
         return len(os.listdir("/proc/%d/fd" % self.pid))
 
     def metrics(self, timeout=5.0):
-        r = raw_http(self.http_port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", timeout)
+        r = raw_http(self.http_port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", timeout,
+                     host=self.host)
         if r.status != 200:
             raise AssertionError("GET /metrics: %s" % r.describe())
         return parse_metrics(r.body.decode("utf-8", "replace"))
@@ -335,12 +360,15 @@ class Broker:
 
     # -- clients
     def sse(self, path, **kw):
+        kw.setdefault("host", self.host)
         return SSEClient(self.http_port, path, **kw)
 
     def publisher(self, **kw):
+        kw.setdefault("host", self.host)
         return Publisher(self.pub_port, **kw)
 
     def http(self, data, timeout=5.0, **kw):
+        kw.setdefault("host", self.host)
         return raw_http(self.http_port, data, timeout, **kw)
 
 

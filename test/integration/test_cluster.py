@@ -5,17 +5,15 @@ topics, resuming on another node (exact seam, trimmed history -> spout-gap),
 nodes killed or drained under traffic, and Redis down, restarted empty or
 stalled. Helpers (RedisServer, HAProxy, Cluster) are in cluster.py."""
 import json
-import os
 import random
 import select
 import signal
-import subprocess
 import threading
 import time
 
 from cluster import Cluster, RedisServer, unique_prefix
-from harness import (Broker, Publisher, SSEClient, check, eq, free_port, kill_pid, spawn,
-                     spoutd_path, test, wait_for)
+from harness import (Broker, Publisher, SSEClient, check, eq, free_port, run_spoutd, test,
+                     wait_for)
 
 # fast failure detection for the Redis-down/stalled tests:
 # stalled after max(3 x 200 ms, 500 ms) = 0.6 s without a probe back
@@ -766,23 +764,9 @@ def stalled_redis_turns_readyz_503_then_back():
 
 # ---------------------------------------------------------------- configuration
 
-def _run_spoutd(args, env_extra=None, timeout=4):
-    """Run spoutd to completion (bounded) on free loopback ports: (rc, out, err)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOUT_") or k == "SPOUTD"}
-    if env_extra:
-        env.update(env_extra)
-    argv = [spoutd_path(), "--http", "127.0.0.1:%d" % free_port(),
-            "--pub", "127.0.0.1:%d" % free_port(), "--drain-ms", "0"] + args
-    p = spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-              env=env)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_pid(p)
-        p.communicate()
-        raise AssertionError("spoutd %s still running after %ds (want exit 2)"
-                             % (" ".join(args), timeout))
-    return p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+def _run_spoutd(args, env_extra=None):
+    """Run spoutd to completion on free loopback ports (want exit 2)."""
+    return run_spoutd(["--drain-ms", "0"] + args, env_extra, timeout=4)
 
 
 @test(timeout=60)

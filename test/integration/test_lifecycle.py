@@ -5,28 +5,8 @@ import socket
 import subprocess
 import time
 
-from harness import (Broker, SSEClient, check, eq, free_port, kill_pid, spawn, spoutd_path,
-                     test)
-
-
-def run_spoutd(args, env_extra=None, timeout=5):
-    """Run spoutd to completion (bounded). Returns (rc, stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOUT_") or k == "SPOUTD"}
-    if env_extra:
-        env.update(env_extra)
-    # Always give it free loopback ports, so a flag bug cannot make it serve
-    # on the defaults (0.0.0.0:8080).
-    argv = [spoutd_path(), "--http", "127.0.0.1:%d" % free_port(),
-            "--pub", "127.0.0.1:%d" % free_port()] + args
-    p = spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-              env=env)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_pid(p)
-        p.communicate()
-        raise AssertionError("spoutd %s still running after %ds" % (" ".join(args), timeout))
-    return p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+from harness import (Broker, SSEClient, check, eq, free_port, kill_pid, run_spoutd, spawn,
+                     spoutd_path, test)
 
 
 @test
