@@ -22,6 +22,7 @@
 #
 # Knobs: SAN=address,undefined|thread  URING=0 (skip liburing even if found)
 #        ERR=1 (-Werror)  BUILD=dir  CC=clang
+#        HARDEN=0 (no stack protector/FORTIFY/PIE/RELRO hardening flags)
 
 CC      ?= cc
 BUILD   ?= build
@@ -54,6 +55,27 @@ endif
 ifeq ($(MALLOC),jemalloc)
 LDLIBS_BASE += -ljemalloc
 CFLAGS_BASE += -DSP_HAVE_JEMALLOC
+endif
+
+# Hardening, on unless HARDEN=0: stack protector, stack-clash and CET
+# (-fcf-protection) instrumentation, PIE, full RELRO (-z relro -z now: every
+# symbol bound at start, then the GOT is read-only) and _FORTIFY_SOURCE=2
+# (bounds-checked __*_chk variants of memcpy, snprintf, read...). FORTIFY
+# needs optimisation (every build has -O2, or -O1 under SAN) and stays out of
+# the sanitizer builds, whose interceptors check the plain functions better.
+# -U first: some distributions' compilers predefine it, and a redefinition
+# warns. Flags the compiler does not know (another arch, older gcc) are left out.
+# (-fcf-protection emits CET code; Debian 12's crt objects are not CET-marked,
+# so the binary is not either and the kernel does not enforce it yet.)
+HARDEN ?= 1
+cc-option = $(shell $(CC) -Werror $(1) -c -x c /dev/null -o /dev/null >/dev/null 2>&1 && echo $(1))
+ifeq ($(HARDEN),1)
+CFLAGS_BASE += -fPIE -fstack-protector-strong \
+	$(call cc-option,-fstack-clash-protection) $(call cc-option,-fcf-protection)
+LDFLAGS_BASE += -pie -Wl,-z,relro,-z,now
+ifeq ($(SAN),)
+CFLAGS_BASE += -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2
+endif
 endif
 
 ifeq ($(URING),auto)

@@ -19,7 +19,8 @@
 #include "spout/ptrie.h"
 
 enum opt_kind { OPT_ADDR, OPT_U32, OPT_OVERFLOW, OPT_STR, OPT_LEVEL, OPT_U64, OPT_IO,
-		OPT_POLICY, OPT_TOPIC_METRICS, OPT_BOOL, OPT_REDIS, OPT_PREFIX };
+		OPT_POLICY, OPT_TOPIC_METRICS, OPT_BOOL, OPT_REDIS, OPT_PREFIX, OPT_TOKEN,
+		OPT_PATH };
 
 struct opt {
 	const char *flag;           /* without the leading "--" */
@@ -37,6 +38,14 @@ static const struct opt opts[] = {
 	  "HTTP (SSE subscribe) listen address" },
 	{ "pub", OPT_ADDR, OFF(pub), 0, 0, "127.0.0.1:7400",
 	  "publisher line-protocol listen address" },
+	{ "pub-token", OPT_TOKEN, OFF(pub_token), 0, 0, "",
+	  "publishers must send AUTH <token> first (1..256 bytes of 0x21-0x7E); prefer "
+	  "--pub-token-file, which keeps it out of ps and /proc" },
+	{ "pub-token-file", OPT_PATH, OFF(pub_token_file), 0, 0, "",
+	  "read the publisher token from the first line of this file" },
+	{ "pub-insecure", OPT_BOOL, OFF(pub_insecure), 0, 0, "no",
+	  "allow --pub on a non-loopback address without a token (anyone who can reach "
+	  "it can publish)" },
 	{ "workers", OPT_U32, OFF(workers), 0, SP_WORKERS_MAX, "0",
 	  "worker threads; 0 = CPUs this process may use (affinity, cgroup quota)" },
 	{ "queue", OPT_U32, OFF(queue_events), 1, 1u << 20, "512",
@@ -434,6 +443,22 @@ static int set_opt(struct sp_config *cfg, const struct opt *o, const char *v,
 		fprintf(err, "spoutd: %s %s: '%s' must be 1..%d bytes of [A-Za-z0-9_.:-]\n",
 			source, o->flag, v, SP_REDIS_PREFIX_MAX);
 		return -EINVAL;
+	case OPT_TOKEN:
+		if (v[0] == '\0' || sp_token_valid(v, strlen(v))) {
+			strcpy(field, v);
+			return 0;
+		}
+		fprintf(err, "spoutd: %s %s: must be 1..%d bytes of printable ASCII without spaces\n",
+			source, o->flag, SP_TOKEN_MAX);
+		return -EINVAL;
+	case OPT_PATH:
+		if (strlen(v) < SP_PATH_MAX) {
+			strcpy(field, v);
+			return 0;
+		}
+		fprintf(err, "spoutd: %s %s: path longer than %d bytes\n", source, o->flag,
+			SP_PATH_MAX - 1);
+		return -EINVAL;
 	case OPT_LEVEL:
 		if (sp_log_parse_level(v, field) == 0)
 			return 0;
@@ -515,6 +540,67 @@ void sp_config_usage(FILE *out)
 		"version", "print the version and exit");
 }
 
+bool sp_token_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > SP_TOKEN_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static bool addr_is_loopback(const struct sp_addr *a)
+{
+	if (a->ss.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)&a->ss;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (a->ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->ss;
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	}
+	return false;
+}
+
+/* --pub-token-file, then the rule that keeps an open publisher port off
+ * the network by accident: a non-loopback --pub needs a token, or an
+ * explicit --pub-insecure. */
+static int check_pub_security(struct sp_config *cfg, FILE *err)
+{
+	if (cfg->pub_token_file[0] != '\0') {
+		if (cfg->pub_token[0] != '\0') {
+			fprintf(err, "spoutd: pub-token and pub-token-file: give one, not both\n");
+			return -EINVAL;
+		}
+		FILE *f = fopen(cfg->pub_token_file, "r");
+		char line[SP_TOKEN_MAX + 3];
+		if (f == NULL) {
+			fprintf(err, "spoutd: pub-token-file %s: %s\n", cfg->pub_token_file,
+				strerror(errno));
+			return -EINVAL;
+		}
+		bool ok = fgets(line, sizeof(line), f) != NULL;
+		fclose(f);
+		size_t n = ok ? strcspn(line, "\r\n") : 0;
+		if (!ok || !sp_token_valid(line, n)) {
+			fprintf(err, "spoutd: pub-token-file %s: the first line must be the token, "
+				"1..%d bytes of printable ASCII without spaces\n",
+				cfg->pub_token_file, SP_TOKEN_MAX);
+			return -EINVAL;
+		}
+		memcpy(cfg->pub_token, line, n);
+		cfg->pub_token[n] = '\0';
+	}
+	if (cfg->pub_token[0] == '\0' && !cfg->pub_insecure && !addr_is_loopback(&cfg->pub)) {
+		fprintf(err, "spoutd: pub %s is not a loopback address: anyone who reaches it could "
+			"publish. Set --pub-token (or --pub-token-file), or --pub-insecure if a "
+			"firewall already guards it\n", cfg->pub.text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int sp_config_parse(struct sp_config *cfg, int argc, char **argv, FILE *err)
 {
 	char env[64];
@@ -569,5 +655,5 @@ int sp_config_parse(struct sp_config *cfg, int argc, char **argv, FILE *err)
 		fprintf(err, "spoutd: ring-size: %u is not a power of two\n", cfg->ring_size);
 		return -EINVAL;
 	}
-	return 0;
+	return check_pub_security(cfg, err);
 }

@@ -273,6 +273,20 @@ ssize_t sp_lp_parse(const char *buf, size_t len,
 
 	if (lp_is_cmd(buf, content, "PUB", &rest, &rest_len))
 		return lp_parse_pub(rest, rest_len, used, limits, cmd);
+	if (lp_is_cmd(buf, content, "AUTH", &rest, &rest_len)) {
+		if (rest_len == 0)
+			return lp_error(cmd, "missing token", used, 0);
+		if (rest_len > SP_LP_TOKEN_MAX)
+			return lp_error(cmd, "token too long", used, 0);
+		for (size_t i = 0; i < rest_len; i++)
+			if ((unsigned char)rest[i] < 0x21 || (unsigned char)rest[i] > 0x7e)
+				return lp_error(cmd, "invalid character in token", used, 0);
+		memset(cmd, 0, sizeof(*cmd));
+		cmd->type = SP_LP_AUTH;
+		cmd->data = rest;
+		cmd->data_len = rest_len;
+		return (ssize_t)used;
+	}
 	if (lp_is_cmd(buf, content, "PING", &rest, &rest_len) ||
 	    lp_is_cmd(buf, content, "QUIT", &rest, &rest_len)) {
 		if (content != 4)

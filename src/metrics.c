@@ -271,6 +271,9 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 	       sp_stat_get(&r->pub_conns_total));
 	metric(f, "spout_publish_errors_total", "counter", "ERR replies sent to publishers.",
 	       sp_stat_get(&r->pub_errors));
+	metric(f, "spout_publisher_auth_failures_total", "counter",
+	       "AUTH with a wrong token (each closes its connection).",
+	       sp_stat_get(&r->pub_auth_failures));
 	fprintf(f, "# HELP spout_worker_ring_occupancy Frames waiting in each worker's ring.\n"
 		   "# TYPE spout_worker_ring_occupancy gauge\n");
 	for (unsigned i = 0; i < b->nworkers; i++)

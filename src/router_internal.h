@@ -49,6 +49,7 @@ struct pubconn {
 	bool quit;                    /* close once replies are flushed */
 	bool dead;
 	bool closed;                  /* cluster: fd gone, freed when inflight is 0 */
+	bool authed;                  /* AUTH passed, or no --pub-token */
 	uint32_t inflight;            /* cluster: publishes waiting for Redis */
 };
 

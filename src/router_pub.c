@@ -67,6 +67,38 @@ static void reply_err(struct sp_router *r, struct pubconn *pc, const char *reaso
 	reply(r, pc, "ERR %s\n", reason, 0);
 }
 
+/* Compare a presented token with the configured one in time that depends
+ * only on the lengths, not on where they differ. */
+static bool token_equal(const char *want, size_t wlen, const char *got, size_t glen)
+{
+	unsigned char d = wlen != glen;
+
+	for (size_t i = 0; i < SP_LP_TOKEN_MAX; i++) {
+		unsigned char x = i < wlen ? (unsigned char)want[i] : 0;
+		unsigned char y = i < glen ? (unsigned char)got[i] : 0;
+		d |= x ^ y;
+	}
+	return d == 0;
+}
+
+/* AUTH: with --pub-token, the first thing a publisher must send. A wrong
+ * token closes the connection, so guessing costs a connection per try. */
+static void auth(struct sp_router *r, struct pubconn *pc, const struct sp_lp_cmd *cmd)
+{
+	const char *want = r->broker->cfg->pub_token;
+
+	if (want[0] == '\0') {
+		reply_err(r, pc, "auth not enabled");
+	} else if (token_equal(want, strlen(want), cmd->data, cmd->data_len)) {
+		pc->authed = true;
+		reply(r, pc, "OK\n", NULL, 0);
+	} else {
+		sp_stat_add(&r->stats.pub_auth_failures, 1);
+		reply_err(r, pc, "auth failed");
+		pc->quit = true;
+	}
+}
+
 /* Parse and execute buffered commands. */
 static enum svc process(struct sp_router *r, struct pubconn *pc)
 {
@@ -123,7 +155,16 @@ static enum svc process(struct sp_router *r, struct pubconn *pc)
 		uint64_t id;
 		int rc;
 		struct sp_event ev;
+		if (!pc->authed && cmd.type != SP_LP_AUTH && cmd.type != SP_LP_QUIT &&
+		    cmd.type != SP_LP_ERROR) {
+			reply_err(r, pc, "auth required: send AUTH <token> first");
+			off += (size_t)n;
+			continue;
+		}
 		switch (cmd.type) {
+		case SP_LP_AUTH:
+			auth(r, pc, &cmd);
+			break;
 		case SP_LP_PUB:
 		case SP_LP_EVENT:
 			ev = (struct sp_event){ .topic = cmd.topic,
@@ -323,6 +364,7 @@ void pub_accept(struct sp_router *r)
 		}
 		pc->fd = fd;
 		pc->r = r;
+		pc->authed = r->broker->cfg->pub_token[0] == '\0';
 		pc->readable = true;
 		if (sp_ev_add(&L->ev, fd, SP_EV_READ | SP_EV_WRITE, pc) != 0) {
 			close(fd);

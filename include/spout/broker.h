@@ -122,6 +122,7 @@ struct sp_router_stats {
 	sp_counter pub_conns_open;    /* gauge */
 	sp_counter pub_conns_total;
 	sp_counter pub_errors;        /* ERR replies */
+	sp_counter pub_auth_failures; /* wrong AUTH tokens (connection closed) */
 	sp_counter stalls;            /* times a full frame ring paused publishers */
 	sp_counter stall_ns;
 	sp_counter topics;            /* gauge: topics with subscribers */

@@ -50,6 +50,8 @@ struct sp_addr {
 };
 
 #define SP_REDIS_PREFIX_MAX 64
+#define SP_TOKEN_MAX 256
+#define SP_PATH_MAX 512
 
 /* --redis: where the backplane is. host[0] == 0: cluster mode off. */
 struct sp_redis_url {
@@ -63,6 +65,9 @@ struct sp_redis_url {
 struct sp_config {
 	struct sp_addr http;
 	struct sp_addr pub;
+	char pub_token[SP_TOKEN_MAX + 1];   /* "" = publishers need no AUTH */
+	char pub_token_file[SP_PATH_MAX];
+	bool pub_insecure;
 	unsigned workers;           /* 0 = auto (resolved by main) */
 	uint32_t queue_events;      /* per-connection out-queue bound */
 	uint64_t queue_bytes;
@@ -120,6 +125,9 @@ bool sp_config_topic_metrics_for(const struct sp_config *cfg, const char *topic,
  * "redis://[:PASSWORD@]HOST[:PORT][/DB]" (port 6379, db 0 by default; a
  * password may be percent-encoded). Returns 0 or -EINVAL. */
 int sp_redis_url_parse(const char *s, struct sp_redis_url *u);
+
+/* A publisher token: 1..SP_TOKEN_MAX bytes of 0x21-0x7E. */
+bool sp_token_valid(const char *s, size_t len);
 
 /* Print --help. */
 void sp_config_usage(FILE *out);

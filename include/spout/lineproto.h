@@ -6,6 +6,7 @@
  *     <payload>\n                           and a line break -> OK <id>
  *   PING\n                               -> PONG
  *   QUIT\n                               -> OK bye, then close
+ *   AUTH <token>\n                       -> OK (with --pub-token; see router_pub.c)
  *
  * Every line may end in \r\n instead of \n. Command names are case-sensitive
  * upper case. The parser is pure: it looks at a buffer, fills a struct
@@ -24,7 +25,10 @@ enum sp_lp_type {
 	SP_LP_PING,
 	SP_LP_QUIT,
 	SP_LP_ERROR,     /* err holds the reason; skip bytes were consumed */
+	SP_LP_AUTH,      /* data = the token: 1..SP_LP_TOKEN_MAX bytes of 0x21-0x7E */
 };
+
+#define SP_LP_TOKEN_MAX 256    /* = SP_TOKEN_MAX (config.h) */
 
 struct sp_lp_cmd {
 	enum sp_lp_type type;

@@ -192,6 +192,9 @@ static const struct good goods[] = {
 	/* only the first command is parsed */
 	GOOD("PING\nQUIT\n", 5, SP_LP_PING, NULL, NULL, NULL),
 	GOOD("PUB a b\nPING\n", 8, SP_LP_PUB, "a", NULL, "b"),
+	GOOD("AUTH s3cr3t\n", 12, SP_LP_AUTH, NULL, NULL, "s3cr3t"),
+	GOOD("AUTH s3cr3t\r\n", 13, SP_LP_AUTH, NULL, NULL, "s3cr3t"),
+	GOOD("AUTH !~x\nPUB a b\n", 9, SP_LP_AUTH, NULL, NULL, "!~x"),
 };
 
 Test(lineproto, good_commands)
@@ -299,6 +302,12 @@ static const struct bad bads[] = {
 	BADSKIP("EVENT a - 999999999999999999\n", 29, "payload too large",
 		999999999999999999ull + 1),
 	BADSKIP("EVENT a* - 33\n", 14, "payload too large", 34),
+	BAD("AUTH\n", 5, "missing token"),
+	BAD("AUTH \n", 6, "missing token"),
+	BAD("AUTH a b\n", 9, "invalid character in token"),
+	BAD("AUTH \xc3\xa9\n", 8, "invalid character in token"),
+	BAD("AUTHX\n", 6, "unknown command"),
+	BAD("auth x\n", 7, "unknown command"),
 };
 
 Test(lineproto, bad_commands)
@@ -949,4 +958,24 @@ Test(lineproto, random_streams_any_chunking)
 		/* and the prefix property at the start of the stream */
 		check_prefixes(in, n < 120 ? n : 120, &lim);
 	}
+}
+
+Test(lineproto, auth_token_length_bound)
+{
+	char line[SP_LP_TOKEN_MAX + 16];
+	struct sp_lp_cmd cmd;
+	const struct sp_lp_limits wide = { .max_line = 1024, .max_payload = 1024 };
+
+	memcpy(line, "AUTH ", 5);
+	memset(line + 5, 'k', SP_LP_TOKEN_MAX);
+	line[5 + SP_LP_TOKEN_MAX] = '\n';
+	size_t n = 5 + SP_LP_TOKEN_MAX + 1;
+	cr_assert_eq(sp_lp_parse(line, n, &wide, &cmd), (ssize_t)n);
+	cr_assert_eq(cmd.type, SP_LP_AUTH);
+	cr_assert_eq(cmd.data_len, SP_LP_TOKEN_MAX, "the longest token is accepted");
+	line[5 + SP_LP_TOKEN_MAX] = 'k';
+	line[6 + SP_LP_TOKEN_MAX] = '\n';
+	cr_assert_eq(sp_lp_parse(line, n + 1, &wide, &cmd), (ssize_t)(n + 1));
+	cr_assert_eq(cmd.type, SP_LP_ERROR);
+	cr_assert_str_eq(cmd.err, "token too long");
 }
