@@ -32,7 +32,7 @@ ERR     ?= 0
 
 CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -Wno-unused-parameter \
 	-Iinclude -pthread -MMD -MP -D_GNU_SOURCE
-LDLIBS_BASE := -pthread -lxxhash -lhttp_parser -lhiredis
+LDLIBS_BASE := -pthread -lxxhash -lhttp_parser -lhiredis -ljwt -ljansson
 
 ifeq ($(ERR),1)
 CFLAGS_BASE += -Werror

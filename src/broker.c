@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "spout/auth.h"
 #include "spout/broker.h"
 #include "spout/frame.h"
 #include "spout/log.h"
@@ -74,12 +75,14 @@ static int workers_init(struct sp_broker *b)
 	return 0;
 }
 
-int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg)
+int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg,
+		    const struct sp_auth *auth)
 {
 	int rc;
 
 	memset(b, 0, sizeof(*b));
 	b->cfg = cfg;
+	b->auth = auth;
 	b->started_ns = sp_now_ns();
 	b->nworkers = cfg->workers ? cfg->workers : sp_sys_cpus();
 	b->nofile_limit = sp_sys_raise_nofile();
@@ -100,6 +103,8 @@ int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg)
 	b->router.listen_fd = b->acceptor.listen_fd = -1;
 	b->router.wake_fd = b->acceptor.wake_fd = -1;
 
+	if ((rc = sp_connlimit_init(&b->per_ip, cfg->max_conns_per_ip, b->max_conns)) != 0)
+		return rc;
 	if ((rc = workers_init(b)) != 0)
 		return rc;
 	if (cfg->ntopic_metrics > 0 &&
@@ -134,12 +139,14 @@ int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg)
 	atomic_store(&b->phase, SP_PHASE_RUNNING);
 	sp_log(SP_LOG_INFO, "spoutd started",
 	       "version=%s http=%s pub=%s workers=%u max_conns=%u nofile=%llu queue=%u "
-	       "overflow=%s write_timeout_ms=%u heartbeat_ms=%u",
+	       "overflow=%s write_timeout_ms=%u heartbeat_ms=%u auth=%s pub_auth=%s",
 	       SP_VERSION, cfg->http.text, cfg->pub.text, b->nworkers, b->max_conns,
 	       (unsigned long long)b->nofile_limit, cfg->queue_events,
 	       cfg->overflow == SP_OVERFLOW_DISCONNECT ? "disconnect" :
 	       cfg->overflow == SP_OVERFLOW_DROP_OLDEST ? "drop-oldest" : "latest",
-	       cfg->write_timeout_ms, cfg->heartbeat_ms);
+	       cfg->write_timeout_ms, cfg->heartbeat_ms,
+	       auth == NULL ? "off" : sp_auth_mode(auth) == SP_AUTH_REQUIRED ? "required" : "optional",
+	       cfg->pub_token[0] ? "token" : "none");
 	return 0;
 }
 
@@ -247,6 +254,7 @@ void sp_broker_stop(struct sp_broker *b)
 	b->workers = NULL;
 	free(b->router.topic_stats);
 	b->router.topic_stats = NULL;
+	sp_connlimit_destroy(&b->per_ip);
 	int fds[] = { b->acceptor.listen_fd, b->acceptor.wake_fd, b->router.listen_fd,
 		      b->router.wake_fd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)

@@ -16,17 +16,18 @@
 #include <string.h>
 
 #include "spout/config.h"
+#include "spout/http.h"
 #include "spout/ptrie.h"
 
 enum opt_kind { OPT_ADDR, OPT_U32, OPT_OVERFLOW, OPT_STR, OPT_LEVEL, OPT_U64, OPT_IO,
 		OPT_POLICY, OPT_TOPIC_METRICS, OPT_BOOL, OPT_REDIS, OPT_PREFIX, OPT_TOKEN,
-		OPT_PATH };
+		OPT_PATH, OPT_AUTH, OPT_PUBLIC, OPT_CIDRS };
 
 struct opt {
 	const char *flag;           /* without the leading "--" */
 	enum opt_kind kind;
 	size_t off;                 /* offset of the field in sp_config */
-	uint64_t min, max;          /* numeric bounds */
+	uint64_t min, max;          /* numeric bounds; OPT_STR: max = field size */
 	const char *def;            /* default, as text */
 	const char *help;
 };
@@ -46,6 +47,48 @@ static const struct opt opts[] = {
 	{ "pub-insecure", OPT_BOOL, OFF(pub_insecure), 0, 0, "no",
 	  "allow --pub on a non-loopback address without a token (anyone who can reach "
 	  "it can publish)" },
+	{ "pub-idle-timeout-ms", OPT_U32, OFF(pub_idle_timeout_ms), 0, 86400000, "300000",
+	  "close a publisher connection that sends nothing this long (PING keeps it open; "
+	  "before AUTH, --header-timeout-ms applies); 0 = never" },
+	{ "pub-max-rate", OPT_U32, OFF(pub_max_rate), 0, 100000000, "0",
+	  "events per second one publisher connection may publish (bursts of one second's "
+	  "worth); past it `ERR rate limit`; 0 = no cap" },
+	{ "pub-max-conns", OPT_U32, OFF(pub_max_conns), 1, 1000000, "1024",
+	  "publisher connections open at once; past it `ERR too many publisher connections`" },
+	{ "auth", OPT_AUTH, OFF(auth_mode), 0, 0, "auto",
+	  "subscriber auth: off | optional (token checked if sent; without one, public "
+	  "topics only) | required; auto = required when a JWT key is set, else off" },
+	{ "jwt-secret", OPT_STR, OFF(jwt_secret), 0, SP_JWT_SECRET_MAX, "",
+	  "HS256/384/512 key, at least 32 bytes; prefer --jwt-secret-file (ps, /proc)" },
+	{ "jwt-secret-file", OPT_PATH, OFF(jwt_secret_file), 0, 0, "",
+	  "read the HS* key from this file (one trailing line break is not part of it)" },
+	{ "jwt-public-key", OPT_PATH, OFF(jwt_public_key), 0, 0, "",
+	  "PEM public key file: RSA for RS256/384/512, EC P-256/P-384 for ES256/384" },
+	{ "jwt-topics-claim", OPT_STR, OFF(jwt_topics_claim), 0, SP_JWT_NAME_MAX, "topics",
+	  "claim with the topic patterns a token grants (JSON array, or space-separated)" },
+	{ "jwt-cookie", OPT_STR, OFF(jwt_cookie), 0, SP_JWT_NAME_MAX, "",
+	  "also take the token from this cookie (after Authorization, before ?token=)" },
+	{ "jwt-audience", OPT_STR, OFF(jwt_audience), 0, SP_JWT_TEXT_MAX, "",
+	  "require this value in the token's aud claim; empty = not checked" },
+	{ "jwt-issuer", OPT_STR, OFF(jwt_issuer), 0, SP_JWT_TEXT_MAX, "",
+	  "require this iss claim; empty = not checked" },
+	{ "jwt-leeway-s", OPT_U32, OFF(jwt_leeway_s), 0, 3600, "5",
+	  "clock skew allowed when checking exp and nbf, seconds" },
+	{ "public-topics", OPT_PUBLIC, OFF(public_topics), 0, 0, "",
+	  "PATTERN, repeatable (env: comma-separated): topics any valid token may read, "
+	  "and with --auth optional anyone" },
+	{ "trusted-proxy", OPT_CIDRS, OFF(trusted_proxies), 0, 0, "",
+	  "ADDR[/BITS], repeatable (env: comma-separated): load balancers whose PROXY "
+	  "header or X-Forwarded-For names the client" },
+	{ "proxy-protocol", OPT_BOOL, OFF(proxy_protocol), 0, 0, "no",
+	  "connections from --trusted-proxy start with a PROXY v1/v2 header (else their "
+	  "X-Forwarded-For is read)" },
+	{ "max-conns-per-ip", OPT_U32, OFF(max_conns_per_ip), 0, 100000000, "1024",
+	  "HTTP connections open per client address (IPv6: per /64); 429 past it; 0 = no cap" },
+	{ "max-request-bytes", OPT_U32, OFF(max_request_bytes), 1024, SP_HTTP_HEAD_MAX, "8192",
+	  "largest request head (request line + headers), bytes; 431 past it" },
+	{ "max-headers", OPT_U32, OFF(max_headers), 4, 1000, "64",
+	  "most header fields in one request; 431 past it" },
 	{ "workers", OPT_U32, OFF(workers), 0, SP_WORKERS_MAX, "0",
 	  "worker threads; 0 = CPUs this process may use (affinity, cgroup quota)" },
 	{ "queue", OPT_U32, OFF(queue_events), 1, 1u << 20, "512",
@@ -98,7 +141,7 @@ static const struct opt opts[] = {
 	  "refuse new connections (503) above this % of the cgroup memory limit" },
 	{ "ring-size", OPT_U32, OFF(ring_size), 16, 1u << 22, "16384",
 	  "router->worker frame ring slots (power of two); a full ring pauses publishers" },
-	{ "cors-origin", OPT_STR, OFF(cors_origin), 0, 0, "",
+	{ "cors-origin", OPT_STR, OFF(cors_origin), 0, 256, "",
 	  "Access-Control-Allow-Origin value (\"*\" or an origin); empty = no CORS" },
 	{ "log-level", OPT_LEVEL, OFF(log_level), 0, 0, "info",
 	  "debug | info | warn | error" },
@@ -340,17 +383,43 @@ static int add_policy(struct sp_config *cfg, char *rule, const char *source, FIL
 	return 0;
 }
 
-/* A --topic-metrics pattern. */
-static int add_topic_metric(struct sp_config *cfg, char *p, const char *source, FILE *err)
+/* Append pattern <p> to a list of SP_POLICIES_MAX (--topic-metrics,
+ * --public-topics). */
+static int add_pattern(char (*list)[129], unsigned *n, const char *flag, char *p,
+		       const char *source, FILE *err)
 {
 	const char *why = sp_pattern_check(p, strlen(p));
 
-	if (why != NULL || cfg->ntopic_metrics == SP_POLICIES_MAX) {
-		fprintf(err, "spoutd: %s topic-metrics: '%s': %s\n", source, p,
+	if (why != NULL || *n == SP_POLICIES_MAX) {
+		fprintf(err, "spoutd: %s %s: '%s': %s\n", source, flag, p,
 			why ? why : "too many patterns");
 		return -EINVAL;
 	}
-	strcpy(cfg->topic_metrics[cfg->ntopic_metrics++], p);
+	strcpy(list[(*n)++], p);
+	return 0;
+}
+
+static int add_topic_metric(struct sp_config *cfg, char *p, const char *source, FILE *err)
+{
+	return add_pattern(cfg->topic_metrics, &cfg->ntopic_metrics, "topic-metrics", p, source, err);
+}
+
+static int add_public_topic(struct sp_config *cfg, char *p, const char *source, FILE *err)
+{
+	return add_pattern(cfg->public_topics, &cfg->npublic_topics, "public-topics", p, source, err);
+}
+
+/* A --trusted-proxy address or range. */
+static int add_trusted_proxy(struct sp_config *cfg, char *p, const char *source, FILE *err)
+{
+	if (cfg->ntrusted_proxies == SP_CIDR_MAX ||
+	    sp_cidr_parse(p, &cfg->trusted_proxies[cfg->ntrusted_proxies]) != 0) {
+		fprintf(err, "spoutd: %s trusted-proxy: '%s': %s\n", source, p,
+			cfg->ntrusted_proxies == SP_CIDR_MAX ? "too many entries"
+							     : "not ADDR or ADDR/BITS");
+		return -EINVAL;
+	}
+	cfg->ntrusted_proxies++;
 	return 0;
 }
 
@@ -409,7 +478,7 @@ static int set_opt(struct sp_config *cfg, const struct opt *o, const char *v,
 	case OPT_TOPIC_METRICS:
 		return each_item(cfg, v, source, o->flag, err, add_topic_metric);
 	case OPT_STR:
-		if (strlen(v) < sizeof(cfg->cors_origin) && strpbrk(v, "\r\n") == NULL) {
+		if (strlen(v) < o->max && strpbrk(v, "\r\n") == NULL) {
 			strcpy(field, v);
 			return 0;
 		}
@@ -459,6 +528,21 @@ static int set_opt(struct sp_config *cfg, const struct opt *o, const char *v,
 		fprintf(err, "spoutd: %s %s: path longer than %d bytes\n", source, o->flag,
 			SP_PATH_MAX - 1);
 		return -EINVAL;
+	case OPT_AUTH:
+		for (int i = 0; i < 4; i++) {
+			static const char *const names[] = { "auto", "off", "optional", "required" };
+			if (strcmp(v, names[i]) == 0) {
+				*(enum sp_auth_mode *)field = (enum sp_auth_mode)i;
+				return 0;
+			}
+		}
+		fprintf(err, "spoutd: %s %s: '%s' is not off, optional, required or auto\n",
+			source, o->flag, v);
+		return -EINVAL;
+	case OPT_PUBLIC:
+		return each_item(cfg, v, source, o->flag, err, add_public_topic);
+	case OPT_CIDRS:
+		return each_item(cfg, v, source, o->flag, err, add_trusted_proxy);
 	case OPT_LEVEL:
 		if (sp_log_parse_level(v, field) == 0)
 			return 0;
@@ -528,8 +612,9 @@ void sp_config_usage(FILE *out)
 		"usage: spoutd [options]\n"
 		"spout %s - server-sent-events fan-out broker\n\n"
 		"Every option can also be set by the environment variable shown;\n"
-		"a flag wins over the environment, except --policy and --topic-metrics,\n"
-		"whose environment rules come first and flags add to them.\n\n",
+		"a flag wins over the environment, except the repeatable --policy,\n"
+		"--topic-metrics, --public-topics and --trusted-proxy, whose environment\n"
+		"entries come first and flags add to them.\n\n",
 		SP_VERSION);
 	for (size_t i = 0; i < NOPTS; i++) {
 		env_name(opts[i].flag, env, sizeof(env));
@@ -552,15 +637,32 @@ bool sp_token_valid(const char *s, size_t len)
 
 static bool addr_is_loopback(const struct sp_addr *a)
 {
-	if (a->ss.ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)&a->ss;
-		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	struct sp_ipaddr ip;
+
+	return sp_ipaddr_from_sockaddr((const struct sockaddr *)&a->ss, &ip) == 0 &&
+	       sp_ipaddr_is_loopback(&ip);
+}
+
+/* Settings that only make sense together. */
+static int check_subscriber_security(const struct sp_config *cfg, FILE *err)
+{
+	const char *c = cfg->jwt_cookie;
+
+	if (c[0] != '\0' && strspn(c, "!#$%&'*+-.^_`|~0123456789"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != strlen(c)) {
+		fprintf(err, "spoutd: jwt-cookie: '%s' is not a cookie name\n", c);
+		return -EINVAL;
 	}
-	if (a->ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->ss;
-		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	if (cfg->jwt_topics_claim[0] == '\0') {
+		fprintf(err, "spoutd: jwt-topics-claim: must not be empty\n");
+		return -EINVAL;
 	}
-	return false;
+	if (cfg->proxy_protocol && cfg->ntrusted_proxies == 0) {
+		fprintf(err, "spoutd: proxy-protocol: needs --trusted-proxy (the load balancers "
+			"that send the header)\n");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* --pub-token-file, then the rule that keeps an open publisher port off
@@ -655,5 +757,7 @@ int sp_config_parse(struct sp_config *cfg, int argc, char **argv, FILE *err)
 		fprintf(err, "spoutd: ring-size: %u is not a power of two\n", cfg->ring_size);
 		return -EINVAL;
 	}
+	if (check_subscriber_security(cfg, err) != 0)
+		return -EINVAL;
 	return check_pub_security(cfg, err);
 }

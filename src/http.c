@@ -111,6 +111,7 @@ enum hdr_id {
 	HDR_COOKIE,
 	HDR_CONTENT_LENGTH,
 	HDR_TRANSFER_ENCODING,
+	HDR_X_FORWARDED_FOR,
 	HDR_COUNT,
 	HDR_NONE = -1,
 };
@@ -135,6 +136,9 @@ static const struct hdr_desc {
 	[HDR_CONTENT_LENGTH] = { "content-length", 14,
 				 "duplicate Content-Length header" },
 	[HDR_TRANSFER_ENCODING] = { "transfer-encoding", 17, NULL },
+	/* Each proxy may add its own line (HAProxy's `option forwardfor`
+	 * does): the lines form one list, read right to left (netaddr.h). */
+	[HDR_X_FORWARDED_FOR] = { "x-forwarded-for", 15, NULL },
 };
 
 /* Store the value of header <h> in <req>; headers without a field there
@@ -162,6 +166,11 @@ static void store_header(struct sp_http_req *req, int h, const char *v,
 	case HDR_COOKIE:
 		req->cookie = v;
 		req->cookie_len = n;
+		break;
+	case HDR_X_FORWARDED_FOR:
+		/* on_header_field counted this line; fill its slot */
+		req->xff[req->nxff - 1] = v;
+		req->xff_len[req->nxff - 1] = n;
 		break;
 	default:
 		break;
@@ -255,6 +264,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 		return fail(ctx, 400, "malformed header");
 	ctx->last = CB_FIELD;
 	ctx->cur = HDR_NONE;
+	ctx->req->nheaders++;
 	for (size_t i = 0; i < n; i++)
 		if (!is_tchar((unsigned char)at[i]))
 			return fail(ctx, 400, "invalid header name");
@@ -267,6 +277,8 @@ static int on_header_field(http_parser *p, const char *at, size_t n)
 			return fail(ctx, 400, d->dup_reason);
 		ctx->seen |= 1u << h;
 		ctx->cur = h;
+		if (h == HDR_X_FORWARDED_FOR && ctx->req->nxff++ == SP_HTTP_XFF_MAX)
+			return fail(ctx, 400, "too many X-Forwarded-For headers");
 		/* Present-but-empty must differ from absent (an empty Host
 		 * is legal): point at a zero-length spot until the value
 		 * arrives. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "spout/auth.h"
 #include "spout/broker.h"
 #include "spout/config.h"
 #include "spout/ev.h"
@@ -21,6 +22,7 @@ int main(int argc, char **argv)
 {
 	static struct sp_config cfg;
 	static struct sp_broker broker;
+	struct sp_auth *auth = NULL;
 	sigset_t set;
 	int sig;
 
@@ -30,6 +32,8 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return 2;
 	sp_log_set_level(cfg.log_level);
+	if (sp_auth_new(&cfg, &auth, stderr) != 0)
+		return 2;
 	/* Before any thread: every loop is opened on this backend. The
 	 * default (auto) waits on epoll and batches writes through io_uring
 	 * when available (workers set that up themselves; see worker.c). */
@@ -53,8 +57,9 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	if (sp_broker_start(&broker, &cfg) != 0) {
+	if (sp_broker_start(&broker, &cfg, auth) != 0) {
 		sp_broker_stop(&broker);
+		sp_auth_free(auth);
 		return 1;
 	}
 	/* Main is the monitor: once a second it evaluates the reconnect-storm
@@ -84,6 +89,7 @@ int main(int argc, char **argv)
 		}
 	}
 	sp_broker_stop(&broker);
+	sp_auth_free(auth);
 	sp_log_msg(SP_LOG_INFO, "stopped");
 	return 0;
 }

@@ -144,6 +144,38 @@ static void runtime(FILE *f, struct sp_broker *b)
 	}
 }
 
+/* Limits and authentication (docs/security.md): every refusal counted. */
+static void security(FILE *f, struct sp_broker *b)
+{
+	struct sp_router_stats *r = &b->router.stats;
+
+	fprintf(f, "# HELP spout_limit_rejections_total Requests and connections refused by a limit.\n"
+		   "# TYPE spout_limit_rejections_total counter\n"
+		   "spout_limit_rejections_total{limit=\"conns_per_ip\"} %llu\n"
+		   "spout_limit_rejections_total{limit=\"request_head\"} %llu\n"
+		   "spout_limit_rejections_total{limit=\"header_timeout\"} %llu\n"
+		   "spout_limit_rejections_total{limit=\"proxy_header\"} %llu\n"
+		   "spout_limit_rejections_total{limit=\"pub_rate\"} %llu\n"
+		   "spout_limit_rejections_total{limit=\"pub_conns\"} %llu\n"
+		   "spout_limit_rejections_total{limit=\"pub_idle\"} %llu\n",
+		(unsigned long long)SUM(rejected_per_ip), (unsigned long long)SUM(rejected_headers),
+		(unsigned long long)SUM(header_timeouts), (unsigned long long)SUM(proxy_errors),
+		(unsigned long long)sp_stat_get(&r->pub_rate_limited),
+		(unsigned long long)sp_stat_get(&r->pub_rejected_conns),
+		(unsigned long long)sp_stat_get(&r->pub_idle_closed));
+	fprintf(f, "# HELP spout_auth_total Stream requests checked by --auth, by result.\n"
+		   "# TYPE spout_auth_total counter\n"
+		   "spout_auth_total{result=\"ok\"} %llu\n"
+		   "spout_auth_total{result=\"missing\"} %llu\n"
+		   "spout_auth_total{result=\"invalid\"} %llu\n"
+		   "spout_auth_total{result=\"forbidden\"} %llu\n",
+		(unsigned long long)SUM(auth_ok), (unsigned long long)SUM(auth_missing),
+		(unsigned long long)SUM(auth_invalid), (unsigned long long)SUM(auth_forbidden));
+	metric(f, "spout_client_addresses", "gauge",
+	       "Client addresses (IPv6: /64s) with connections open, when --max-conns-per-ip is on.",
+	       sp_connlimit_keys(&b->per_ip));
+}
+
 char *sp_metrics_render(struct sp_broker *b, size_t *len)
 {
 	char *buf = NULL;
@@ -211,11 +243,12 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 		   "spout_connections_closed_total{reason=\"shutdown\"} %llu\n"
 		   "spout_connections_closed_total{reason=\"drain\"} %llu\n"
 		   "spout_connections_closed_total{reason=\"bad_request\"} %llu\n"
+		   "spout_connections_closed_total{reason=\"token_expired\"} %llu\n"
 		   "spout_connections_closed_total{reason=\"max_conns\"} %llu\n",
 		(unsigned long long)SUM(closed_client), (unsigned long long)SUM(closed_error),
 		(unsigned long long)SUM(shed_overflow), (unsigned long long)SUM(shed_write_timeout),
 		(unsigned long long)SUM(closed_shutdown), (unsigned long long)SUM(closed_drain),
-		(unsigned long long)SUM(closed_bad_request),
+		(unsigned long long)SUM(closed_bad_request), (unsigned long long)SUM(closed_token_expired),
 		(unsigned long long)sp_stat_get(&a->rejected_max_conns));
 	metric(f, "spout_reconnects_total", "counter",
 	       "Stream requests carrying Last-Event-ID (header or lastEventId).", SUM(reconnects));
@@ -274,6 +307,7 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 	metric(f, "spout_publisher_auth_failures_total", "counter",
 	       "AUTH with a wrong token (each closes its connection).",
 	       sp_stat_get(&r->pub_auth_failures));
+	security(f, b);
 	fprintf(f, "# HELP spout_worker_ring_occupancy Frames waiting in each worker's ring.\n"
 		   "# TYPE spout_worker_ring_occupancy gauge\n");
 	for (unsigned i = 0; i < b->nworkers; i++)

@@ -141,6 +141,34 @@ bool sp_pattern_match(const char *pat, size_t plen, const char *topic,
 	}
 }
 
+bool sp_pattern_covers(const char *grant, size_t glen, const char *want, size_t wlen)
+{
+	size_t p = 0, q = 0;
+
+	if (glen == 0 || wlen == 0)
+		return false;
+	for (;;) {
+		size_t gn = seg_len(grant + p, glen - p);
+		size_t wn = seg_len(want + q, wlen - q);
+
+		/* one or more segments of <want> remain, whatever they are */
+		if (is_gt(grant + p, gn))
+			return true;
+		if (is_star(grant + p, gn)) {
+			if (is_gt(want + q, wn))
+				return false;   /* '>' may be several segments */
+		} else if (gn != wn || memcmp(grant + p, want + q, gn) != 0) {
+			return false;           /* a literal covers only itself */
+		}
+		p += gn;
+		q += wn;
+		if (p == glen || q == wlen)
+			return p == glen && q == wlen;
+		p++;
+		q++;
+	}
+}
+
 /* ---- nodes ------------------------------------------------------------- */
 
 static struct sp_pnode *node_new(struct sp_ptrie *t, struct sp_pnode *parent,

@@ -537,6 +537,8 @@ static int router_setup(struct sp_router *r)
 	sp_stat_set(&r->stats.history_budget, hl.max_bytes);
 	sp_list_init(&L->ready);
 	sp_list_init(&L->all);
+	sp_list_init(&L->unauthed);
+	sp_list_init(&L->idle);
 	if (L->dirty == NULL || sp_tmap_init(&L->topics, 1024) != 0 || sp_ev_init(&L->ev) != 0)
 		return -ENOMEM;
 	if (sp_ev_add(&L->ev, r->listen_fd, SP_EV_READ, &listen_tag) != 0 ||
@@ -663,6 +665,7 @@ void *sp_router_main(void *arg)
 		drain_ctl(r);
 		check_stall(r);
 		pub_serve_ready(r);
+		pub_expire_idle(r);
 		next_timeout = L->bp != NULL ? bp_tick(r, 1000) : 1000;
 		signal_workers(r);
 		sp_history_expire(&L->hist, sp_now_ms());

@@ -38,6 +38,13 @@ struct pubconn {
 	int fd;
 	struct sp_list ready_link;    /* on L->ready while there is work */
 	struct sp_list all_link;
+	/* On L->unauthed (by accept time) until AUTH passes, then on L->idle
+	 * (least recently heard from first): the idle timers' lists. */
+	struct sp_list timer_link;
+	uint64_t accepted_ms;         /* the AUTH deadline counts from here */
+	uint64_t heard_ms;            /* accept, or the last bytes received */
+	double tokens;                /* --pub-max-rate bucket */
+	uint64_t bucket_ns;
 	char *in;
 	size_t in_len, in_cap;
 	char *out;
@@ -61,6 +68,8 @@ struct sp_router_local {
 	unsigned words;               /* uint64_t words per worker bitset */
 	struct sp_list ready;         /* publishers with input to process */
 	struct sp_list all;
+	struct sp_list unauthed;      /* waiting for AUTH, oldest first */
+	struct sp_list idle;          /* authenticated, least recently heard first */
 	bool *dirty;                  /* frame rings pushed this iteration */
 	int stalled_on;               /* worker whose full ring stalls us, or -1 */
 	uint64_t stall_start_ns;
@@ -122,6 +131,7 @@ void bp_replay(struct sp_router *r, unsigned w, struct sp_replay *rp);
 
 /* router_pub.c */
 void pub_accept(struct sp_router *r);       /* accept until EAGAIN */
+void pub_expire_idle(struct sp_router *r);  /* --pub-idle-timeout-ms, AUTH deadline */
 void pub_serve_ready(struct sp_router *r);  /* serve publishers with work */
 void pub_flush(struct pubconn *pc);         /* write pending replies */
 void pub_close(struct sp_router *r, struct pubconn *pc);

@@ -91,6 +91,7 @@ static void auth(struct sp_router *r, struct pubconn *pc, const struct sp_lp_cmd
 		reply_err(r, pc, "auth not enabled");
 	} else if (token_equal(want, strlen(want), cmd->data, cmd->data_len)) {
 		pc->authed = true;
+		sp_list_move_tail(&r->local->idle, &pc->timer_link);
 		reply(r, pc, "OK\n", NULL, 0);
 	} else {
 		sp_stat_add(&r->stats.pub_auth_failures, 1);
@@ -99,12 +100,32 @@ static void auth(struct sp_router *r, struct pubconn *pc, const struct sp_lp_cmd
 	}
 }
 
+/* --pub-max-rate: a token bucket holding up to one second's worth.
+ * Takes a token and returns true, or false (nothing taken). */
+static bool rate_allows(const struct sp_config *cfg, struct pubconn *pc, uint64_t now_ns)
+{
+	double rate = cfg->pub_max_rate;
+
+	if (cfg->pub_max_rate == 0)
+		return true;
+	pc->tokens += (double)(now_ns - pc->bucket_ns) * rate / 1e9;
+	if (pc->tokens > rate)
+		pc->tokens = rate;
+	pc->bucket_ns = now_ns;
+	if (pc->tokens < 1.0)
+		return false;
+	pc->tokens -= 1.0;
+	return true;
+}
+
 /* Parse and execute buffered commands. */
 static enum svc process(struct sp_router *r, struct pubconn *pc)
 {
 	struct sp_router_local *L = r->local;
+	const struct sp_config *cfg = r->broker->cfg;
 	size_t off = 0;
 	enum svc res = SVC_DONE;
+	uint64_t now_ns = cfg->pub_max_rate ? sp_now_ns() : 0;
 
 	while (off < pc->in_len && !pc->quit && !pc->dead) {
 		char *p = pc->in + off;
@@ -167,6 +188,17 @@ static enum svc process(struct sp_router *r, struct pubconn *pc)
 			break;
 		case SP_LP_PUB:
 		case SP_LP_EVENT:
+			if (!rate_allows(cfg, pc, now_ns)) {
+				if (pc->inflight > 0) {
+					/* answer in order, after Redis' answers */
+					res = SVC_WAIT;
+					goto out;
+				}
+				sp_stat_add(&r->stats.pub_rate_limited, 1);
+				reply_err(r, pc, "rate limit: too many events per second on this "
+					  "connection (--pub-max-rate)");
+				break;
+			}
 			ev = (struct sp_event){ .topic = cmd.topic,
 						.topic_len = cmd.topic_len,
 						.event = cmd.event,
@@ -259,6 +291,9 @@ static void pub_read(struct sp_router *r, struct pubconn *pc)
 		ssize_t n = read(pc->fd, pc->in + pc->in_len, pc->in_cap - pc->in_len);
 		if (n > 0) {
 			pc->in_len += (size_t)n;
+			pc->heard_ms = sp_now_ms();
+			if (pc->authed)
+				sp_list_move_tail(&L->idle, &pc->timer_link);
 			budget -= (size_t)n < budget ? (size_t)n : budget;
 		} else if (n == 0) {
 			pc->eof = true;
@@ -278,6 +313,7 @@ void pub_close(struct sp_router *r, struct pubconn *pc)
 		close(pc->fd);
 		sp_list_del(&pc->ready_link);
 		sp_list_del(&pc->all_link);
+		sp_list_del(&pc->timer_link);
 		pc->closed = true;
 		sp_stat_add(&r->stats.pub_conns_open, (uint64_t)-1);
 	}
@@ -355,6 +391,16 @@ void pub_accept(struct sp_router *r)
 				sp_log(SP_LOG_WARN, "publisher accept failed", "errno=%d", errno);
 			return;
 		}
+		const struct sp_config *cfg = r->broker->cfg;
+		if (sp_stat_get(&r->stats.pub_conns_open) >= cfg->pub_max_conns) {
+			static const char msg[] = "ERR too many publisher connections "
+						  "(--pub-max-conns)\n";
+			ssize_t k = write(fd, msg, sizeof(msg) - 1);
+			(void)k;   /* best effort: a fresh socket takes this much */
+			close(fd);
+			sp_stat_add(&r->stats.pub_rejected_conns, 1);
+			continue;
+		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		struct pubconn *pc = calloc(1, sizeof(*pc));
@@ -364,8 +410,11 @@ void pub_accept(struct sp_router *r)
 		}
 		pc->fd = fd;
 		pc->r = r;
-		pc->authed = r->broker->cfg->pub_token[0] == '\0';
+		pc->authed = cfg->pub_token[0] == '\0';
 		pc->readable = true;
+		pc->heard_ms = pc->accepted_ms = sp_now_ms();
+		pc->bucket_ns = sp_now_ns();
+		pc->tokens = cfg->pub_max_rate;
 		if (sp_ev_add(&L->ev, fd, SP_EV_READ | SP_EV_WRITE, pc) != 0) {
 			close(fd);
 			free(pc);
@@ -373,8 +422,50 @@ void pub_accept(struct sp_router *r)
 		}
 		sp_list_add_tail(&L->all, &pc->all_link);
 		sp_list_add_tail(&L->ready, &pc->ready_link);
+		sp_list_add_tail(pc->authed ? &L->idle : &L->unauthed, &pc->timer_link);
 		sp_stat_add(&r->stats.pub_conns_open, 1);
 		sp_stat_add(&r->stats.pub_conns_total, 1);
+	}
+}
+
+/* Close <pc> after telling it why (best effort: it is not reading, or
+ * has gone quiet). */
+static void expire(struct sp_router *r, struct pubconn *pc, const char *why)
+{
+	sp_stat_add(&r->stats.pub_idle_closed, 1);
+	reply_err(r, pc, why);
+	pub_flush(pc);
+	pub_close(r, pc);
+}
+
+void pub_expire_idle(struct sp_router *r)
+{
+	struct sp_router_local *L = r->local;
+	const struct sp_config *cfg = r->broker->cfg;
+	uint64_t now = sp_now_ms();
+	struct sp_list *it;
+
+	while ((it = sp_list_first(&L->unauthed)) != NULL) {
+		struct pubconn *pc = sp_container_of(it, struct pubconn, timer_link);
+		if (pc->accepted_ms + cfg->header_timeout_ms > now)
+			break;
+		sp_list_del(it);
+		expire(r, pc, "auth required: no AUTH in time");
+	}
+	if (cfg->pub_idle_timeout_ms == 0)
+		return;
+	while ((it = sp_list_first(&L->idle)) != NULL) {
+		struct pubconn *pc = sp_container_of(it, struct pubconn, timer_link);
+		if (pc->heard_ms + cfg->pub_idle_timeout_ms > now)
+			break;
+		if (pc->inflight > 0) {
+			/* waiting on Redis for it is not idleness */
+			pc->heard_ms = now;
+			sp_list_move_tail(&L->idle, it);
+			continue;
+		}
+		sp_list_del(it);
+		expire(r, pc, "idle timeout");
 	}
 }
 

@@ -33,6 +33,7 @@
 
 #include "spout/frame.h"
 #include "spout/log.h"
+#include "spout/proxyproto.h"
 #include "spout/sys.h"
 #include "worker_internal.h"
 
@@ -90,6 +91,7 @@ void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why)
 		sp_stat_add(&st->drops_write_timeout, c->q.count);
 		break;
 	case CLOSE_SHUTDOWN: sp_stat_add(&st->closed_shutdown, 1); break;
+	case CLOSE_TOKEN_EXPIRED: sp_stat_add(&st->closed_token_expired, 1); break;
 	case CLOSE_DONE:
 		if (c->bad_request)
 			sp_stat_add(&st->closed_bad_request, 1);
@@ -101,6 +103,7 @@ void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why)
 	sp_list_del(&c->timer_link);
 	sp_list_del(&c->blocked_link);
 	sp_list_del(&c->pending_link);
+	sp_heap_remove(&w->local->expiring, &c->expiry);
 	c->want_flush = false;
 	c->next_close = w->local->close_list;
 	w->local->close_list = c;
@@ -118,6 +121,11 @@ static void conn_free(struct sp_worker *w, struct conn *c)
 	if (c->replay != NULL)
 		sub_replay_free(c->replay);
 	free(c->rbuf);
+	if (c->limit_held) {
+		struct sp_ipaddr key;
+		sp_ipaddr_limit_key(&c->client, &key);
+		sp_connlimit_release(&w->broker->per_ip, &key);
+	}
 	atomic_fetch_sub_explicit(&w->broker->open_conns, 1, memory_order_relaxed);
 	sp_stat_add(&w->stats.conns_open, (uint64_t)-1);
 	if (c->replay_inflight) {
@@ -146,6 +154,57 @@ int conn_queue_response(struct sp_worker *w, struct conn *c, struct sp_frame *f)
 		return -ENOMEM;
 	}
 	conn_want_flush(w, c);
+	return 0;
+}
+
+void conn_admit(struct sp_worker *w, struct conn *c)
+{
+	struct sp_ipaddr key;
+
+	sp_ipaddr_limit_key(&c->client, &key);
+	if (sp_connlimit_acquire(&w->broker->per_ip, &key) == 0) {
+		c->limit_held = w->broker->per_ip.max > 0;
+	} else {
+		c->over_limit = true;
+		sp_stat_add(&w->stats.rejected_per_ip, 1);
+	}
+}
+
+/* A trusted proxy's connection begins with a PROXY header: take the
+ * client's address from it. Returns the header's length, 0 if it is not
+ * complete yet, -1 if it was refused (a 400 is on its way). */
+static ssize_t read_proxy_header(struct sp_worker *w, struct conn *c, const char *buf, size_t len)
+{
+	struct sp_proxy_info pi;
+	const char *reason = NULL;
+	ssize_t k = sp_proxy_parse(buf, len, &pi, &reason);
+
+	if (k == 0)
+		return 0;
+	if (k < 0) {
+		sp_stat_add(&w->stats.proxy_errors, 1);
+		http_fail(w, c, 400, reason);
+		return -1;
+	}
+	c->proxy_pending = false;
+	if (pi.has_addr) {
+		c->client = pi.src;
+		conn_admit(w, c);
+	}
+	return k;
+}
+
+/* Keep the bytes of a head that came in pieces. Returns 0 or -ENOMEM.
+ * Most requests arrive whole and never get here. */
+static int stash_partial(struct conn *c, const char *buf, size_t len)
+{
+	if (c->rbuf != NULL)
+		return 0;   /* read straight into it */
+	c->rbuf = malloc(SP_HTTP_HEAD_MAX + 1);
+	if (c->rbuf == NULL)
+		return -ENOMEM;
+	memcpy(c->rbuf, buf, len);
+	c->rlen = (uint32_t)len;
 	return 0;
 }
 
@@ -184,6 +243,27 @@ static void conn_read(struct sp_worker *w, struct conn *c)
 			buf = c->rbuf;
 			len = c->rlen;
 		}
+		if (c->proxy_pending) {
+			ssize_t k = read_proxy_header(w, c, buf, len);
+			if (k < 0)
+				continue;
+			if (k == 0) {
+				if (stash_partial(c, buf, len) != 0) {
+					conn_close(w, c, CLOSE_ERROR);
+					return;
+				}
+				continue;
+			}
+			buf += k;
+			len -= (size_t)k;
+			if (c->rbuf != NULL) {
+				memmove(c->rbuf, buf, len);
+				c->rlen = (uint32_t)len;
+				buf = c->rbuf;
+			}
+			if (len == 0)
+				continue;
+		}
 		size_t head = sp_http_head_end(buf, len);
 		if (head > 0) {
 			http_on_head(w, c, buf, head);
@@ -192,24 +272,41 @@ static void conn_read(struct sp_worker *w, struct conn *c)
 			continue;
 		}
 		int status = sp_http_check_partial(buf, len);
+		if (status == 0 && len > w->broker->cfg->max_request_bytes)
+			status = 431;
 		if (status != 0) {
+			if (status == 431)
+				sp_stat_add(&w->stats.rejected_headers, 1);
 			http_fail(w, c, status, status == 414 ? "request target too long" :
 					status == 431 ? "request head too large" :
 					"not an HTTP request");
 			continue;
 		}
-		if (c->rbuf == NULL) {
-			/* The head came in pieces: keep what we have. Most
-			 * requests arrive whole and never get here. */
-			c->rbuf = malloc(SP_HTTP_HEAD_MAX + 1);
-			if (c->rbuf == NULL) {
-				conn_close(w, c, CLOSE_ERROR);
-				return;
-			}
-			memcpy(c->rbuf, buf, len);
-			c->rlen = (uint32_t)len;
+		if (stash_partial(c, buf, len) != 0) {
+			conn_close(w, c, CLOSE_ERROR);
+			return;
 		}
 	}
+}
+
+/* Who is on the other end: a client (counted against its address's
+ * limit now), or a trusted proxy (the client is named later, by a PROXY
+ * header or X-Forwarded-For). */
+static void classify_peer(struct sp_worker *w, struct conn *c)
+{
+	const struct sp_config *cfg = w->broker->cfg;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == -1 ||
+	    sp_ipaddr_from_sockaddr((struct sockaddr *)&ss, &c->client) != 0)
+		return;   /* unix socket, or gone already: nothing to count */
+	c->peer_trusted = sp_cidr_list_match(cfg->trusted_proxies, cfg->ntrusted_proxies,
+					     &c->client);
+	if (c->peer_trusted)
+		c->proxy_pending = cfg->proxy_protocol;
+	else
+		conn_admit(w, c);
 }
 
 static void adopt(struct sp_worker *w, int fd)
@@ -238,6 +335,8 @@ static void adopt(struct sp_worker *w, int fd)
 	c->fd = fd;
 	c->state = CS_READING;
 	c->t_ms = L->now_ms;
+	sp_heap_node_init(&c->expiry);
+	classify_peer(w, c);
 	if (sp_ev_add(&L->ev, fd, SP_EV_READ | SP_EV_WRITE, c) != 0) {
 		close(fd);
 		free(c);
@@ -299,6 +398,15 @@ static void run_timers(struct sp_worker *w)
 		if (c->progress_ms + cfg->write_timeout_ms > now)
 			break;
 		conn_close(w, c, CLOSE_WRITE_TIMEOUT);
+	}
+	struct sp_heap_node *nd;
+	while ((nd = sp_heap_min(&L->expiring)) != NULL && nd->key <= now) {
+		struct conn *c = sp_container_of(nd, struct conn, expiry);
+		sp_heap_remove(&L->expiring, nd);
+		if (c->state == CS_STREAMING)
+			http_expire_stream(w, c);
+		else
+			conn_close(w, c, CLOSE_TOKEN_EXPIRED);
 	}
 	while ((it = sp_list_first(&L->idle)) != NULL) {
 		struct conn *c = sp_container_of(it, struct conn, timer_link);
@@ -426,6 +534,7 @@ static void worker_teardown(struct sp_worker *w)
 		free(sp_container_of(it, struct conn, all_link));
 	}
 	sub_teardown(w);
+	sp_heap_free(&L->expiring);
 	if (L->topics.buckets != NULL)
 		sp_tmap_destroy(&L->topics);
 	sp_wref_pool_destroy(&L->pool);

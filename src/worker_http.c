@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <errno.h>
 
@@ -75,14 +76,23 @@ static void respond(struct sp_worker *w, struct conn *c, int status, const char 
 		conn_close(w, c, CLOSE_ERROR);
 }
 
-void http_fail(struct sp_worker *w, struct conn *c, int status, const char *reason)
+/* An error answer with a one-line reason as the body. */
+static void fail_with(struct sp_worker *w, struct conn *c, int status, const char *extra,
+		      const char *reason)
 {
-	char body[256];
+	char body[320];
 	int n = snprintf(body, sizeof(body), "%s\n", reason);
 
+	if (n < 0 || (size_t)n >= sizeof(body))
+		n = (int)sizeof(body) - 1;
 	sp_stat_add(&w->stats.bad_requests, 1);
 	c->bad_request = true;
-	respond(w, c, status, NULL, NULL, body, (size_t)n, false);
+	respond(w, c, status, NULL, extra, body, (size_t)n, false);
+}
+
+void http_fail(struct sp_worker *w, struct conn *c, int status, const char *reason)
+{
+	fail_with(w, c, status, NULL, reason);
 }
 
 /* The first body bytes: a comment, so buffering intermediaries pass the
@@ -107,25 +117,44 @@ static int stream_preamble(struct sp_worker *w, char *out, size_t cap)
 	return snprintf(out, cap, ":ok\nretry: %u\n\n", jittered_retry(w));
 }
 
-void http_end_stream(struct sp_worker *w, struct conn *c)
+/* End a stream with <text>[0..tl) as its last bytes, counted in
+ * <counter>: one frame, on HTTP/1.1 the chunk and the terminating chunk;
+ * the connection closes once it is written. */
+static void end_stream_with(struct sp_worker *w, struct conn *c, const char *text, int tl,
+			    sp_counter *counter)
 {
-	char body[96];
-	/* The client should come back (to another node), not stay away. */
-	uint32_t retry = w->broker->cfg->retry_ms ? jittered_retry(w) : 1000;
-	char text[48];
-	int tl = snprintf(text, sizeof(text), ":drain\nretry: %u\n\n", retry);
-	/* One frame: on HTTP/1.1 the chunk and the terminating chunk. */
-	int n = c->chunked ? snprintf(body, sizeof(body), "%x\r\n%s\r\n0\r\n\r\n", tl, text)
-			   : snprintf(body, sizeof(body), "%s", text);
-	struct sp_frame *f = sp_frame_new_raw(body, (size_t)n);
+	char body[160];
+	int n = c->chunked ? snprintf(body, sizeof(body), "%x\r\n%.*s\r\n0\r\n\r\n", tl, tl, text)
+			   : snprintf(body, sizeof(body), "%.*s", tl, text);
+	struct sp_frame *f = n > 0 && (size_t)n < sizeof(body) ? sp_frame_new_raw(body, (size_t)n)
+							       : NULL;
 
 	sp_list_del(&c->timer_link);
-	c->state = CS_RESPONDING;      /* closes once this is written */
+	c->state = CS_RESPONDING;
 	if (f == NULL || conn_queue_response(w, c, f) != 0) {
 		conn_close(w, c, CLOSE_ERROR);
 		return;
 	}
-	sp_stat_add(&w->stats.closed_drain, 1);
+	sp_stat_add(counter, 1);
+}
+
+void http_end_stream(struct sp_worker *w, struct conn *c)
+{
+	/* The client should come back (to another node), not stay away. */
+	uint32_t retry = w->broker->cfg->retry_ms ? jittered_retry(w) : 1000;
+	char text[48];
+	int tl = snprintf(text, sizeof(text), ":drain\nretry: %u\n\n", retry);
+
+	end_stream_with(w, c, text, tl, &w->stats.closed_drain);
+}
+
+/* The token of a stream expired (auth.h): tell the client why with an
+ * event it can listen for (to fetch a new token), end the stream. */
+void http_expire_stream(struct sp_worker *w, struct conn *c)
+{
+	static const char text[] = "event: spout-auth-expired\ndata: {\"reason\":\"token expired\"}\n\n";
+
+	end_stream_with(w, c, text, (int)sizeof(text) - 1, &w->stats.closed_token_expired);
 }
 
 static const char *gap_reason(int gap)
@@ -257,6 +286,83 @@ static int last_event_id(const struct sp_http_req *req, uint64_t *id)
 	return 1;
 }
 
+/* 401/403 with the RFC 6750 challenge, counted by <counter>. */
+static void auth_fail(struct sp_worker *w, struct conn *c, int status, sp_counter *counter,
+		      const char *error, const char *reason)
+{
+	char hdr[256];
+
+	sp_stat_add(counter, 1);
+	if (error != NULL)
+		snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"spout\", error=\"%s\"\r\n",
+			 error);
+	else
+		snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"spout\"\r\n");
+	fail_with(w, c, status, hdr, reason);
+}
+
+/* --auth: may this request read its topics? Returns 0 to go on, -1 when
+ * it was answered 401/403. A token that expires is remembered, so the
+ * stream ends when it does (run_timers, http_expire_stream). */
+static int authorize(struct sp_worker *w, struct conn *c, const struct sp_http_req *req)
+{
+	const struct sp_auth *a = w->broker->auth;
+	struct sp_worker_local *L = w->local;
+	struct sp_worker_stats *st = &w->stats;
+	const struct sp_grant *g = NULL;
+	const char *reason = "malformed token";
+	char why[SP_TOPIC_MAX + 64];
+
+	if (a == NULL)
+		return 0;
+	ssize_t n = sp_auth_token(req, w->broker->cfg->jwt_cookie, L->token, sizeof(L->token),
+				  &reason);
+	if (n < 0) {
+		auth_fail(w, c, 401, &st->auth_invalid, "invalid_request",
+			  n == -ENOSPC ? "token too long" : reason);
+		return -1;
+	}
+	uint64_t now_s = (uint64_t)time(NULL);
+	if (n > 0) {
+		if (sp_auth_verify(a, L->token, now_s, &L->grant, &reason) != 0) {
+			auth_fail(w, c, 401, &st->auth_invalid, "invalid_token", reason);
+			return -1;
+		}
+		g = &L->grant;
+	} else if (sp_auth_mode(a) == SP_AUTH_REQUIRED) {
+		auth_fail(w, c, 401, &st->auth_missing, NULL,
+			  "token required (Authorization: Bearer, or ?token=)");
+		return -1;
+	}
+	const struct sp_http_topics *t = &L->req_topics;
+	for (unsigned i = 0; i < t->n; i++) {
+		if (sp_auth_allows(a, g, t->name[i], t->len[i]))
+			continue;
+		snprintf(why, sizeof(why), "%s for topic %.*s",
+			 g == NULL ? "token required" : "token does not grant", (int)t->len[i],
+			 t->name[i]);
+		if (g == NULL)
+			auth_fail(w, c, 401, &st->auth_missing, NULL, why);
+		else
+			auth_fail(w, c, 403, &st->auth_forbidden, "insufficient_scope", why);
+		return -1;
+	}
+	if (g != NULL) {
+		sp_stat_add(&st->auth_ok, 1);
+		if (g->exp_s != 0) {
+			/* exp is wall-clock; the timers run on the monotonic
+			 * clock: convert the time left. */
+			uint64_t end_s = g->exp_s + w->broker->cfg->jwt_leeway_s;
+			uint64_t left_ms = end_s > now_s ? (end_s - now_s) * 1000 : 0;
+			if (sp_heap_push(&L->expiring, &c->expiry, L->now_ms + left_ms) != 0) {
+				http_fail(w, c, 503, "out of memory");
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 static void on_events(struct sp_worker *w, struct conn *c, const struct sp_http_req *req)
 {
 	struct sp_worker_local *L = w->local;
@@ -294,6 +400,8 @@ static void on_events(struct sp_worker *w, struct conn *c, const struct sp_http_
 		http_fail(w, c, status, reason);
 		return;
 	}
+	if (authorize(w, c, req) != 0)
+		return;
 	if (req->method == SP_HTTP_HEAD) {
 		respond(w, c, 200, "text/event-stream", "Cache-Control: no-cache\r\n", NULL, 0, true);
 		return;
@@ -384,6 +492,37 @@ static void on_ready(struct sp_worker *w, struct conn *c, const struct sp_http_r
 		respond(w, c, 503, NULL, "Retry-After: 1\r\n", "starting\n", 9, head);
 }
 
+/* Limits on the head, the client behind a trusted proxy, and the
+ * per-address cap. Returns 0 to go on, -1 when answered. */
+static int check_client(struct sp_worker *w, struct conn *c, const struct sp_http_req *req,
+			size_t len)
+{
+	const struct sp_config *cfg = w->broker->cfg;
+
+	if (len > cfg->max_request_bytes || req->nheaders > cfg->max_headers) {
+		sp_stat_add(&w->stats.rejected_headers, 1);
+		http_fail(w, c, 431, len > cfg->max_request_bytes ? "request head too large"
+								   : "too many header fields");
+		return -1;
+	}
+	if (c->peer_trusted && !cfg->proxy_protocol && req->nxff > 0) {
+		int rc = sp_xff_client(req->xff, req->xff_len, req->nxff, cfg->trusted_proxies,
+				       cfg->ntrusted_proxies, &c->client);
+		if (rc < 0) {
+			sp_stat_add(&w->stats.proxy_errors, 1);
+			http_fail(w, c, 400, "malformed X-Forwarded-For");
+			return -1;
+		}
+		if (rc > 0)
+			conn_admit(w, c);
+	}
+	if (c->over_limit) {
+		fail_with(w, c, 429, "Retry-After: 10\r\n", "too many connections from your address");
+		return -1;
+	}
+	return 0;
+}
+
 void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t len)
 {
 	struct sp_http_req req;
@@ -395,6 +534,8 @@ void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t l
 		http_fail(w, c, status, reason);
 		return;
 	}
+	if (check_client(w, c, &req, len) != 0)
+		return;
 	if (path_is_events(&req))
 		on_events(w, c, &req);
 	else if (path_is(&req, "/healthz"))

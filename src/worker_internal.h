@@ -13,9 +13,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "spout/auth.h"
 #include "spout/broker.h"
 #include "spout/ev.h"
+#include "spout/heap.h"
 #include "spout/http.h"
+#include "spout/netaddr.h"
 #include "spout/list.h"
 #include "spout/outq.h"
 #include "spout/ptrie.h"
@@ -39,6 +42,7 @@ enum close_reason {
 	CLOSE_OVERFLOW,      /* out-queue over its bound, policy disconnect */
 	CLOSE_WRITE_TIMEOUT, /* pending writes made no progress */
 	CLOSE_SHUTDOWN,
+	CLOSE_TOKEN_EXPIRED, /* its token expired before the stream started */
 };
 
 struct conn;
@@ -71,12 +75,18 @@ struct conn {
 	bool blocked;            /* write hit EAGAIN; wait for writable */
 	bool want_flush;         /* on the pending list */
 	bool bad_request;        /* answered with an error status */
+	bool peer_trusted;       /* the peer is a --trusted-proxy */
+	bool proxy_pending;      /* a PROXY header must come first */
+	bool limit_held;         /* holds a --max-conns-per-ip slot for <client> */
+	bool over_limit;         /* <client> was at its limit: 429 once the head is in */
 	uint16_t nsubs;
 	uint16_t nwaiting;       /* acks (and a replay answer) still to come */
 	bool replay_inflight;    /* a REPLAY is with the router: see conn_free */
 	uint8_t gap;             /* enum sp_gap to announce when streaming starts */
 	uint64_t last_id;        /* newest event id queued: no duplicates */
 	uint64_t resume_after;   /* the client's Last-Event-ID, for spout-gap */
+	struct sp_ipaddr client; /* the peer, or who a trusted proxy says it is */
+	struct sp_heap_node expiry; /* token expiry (ms) in L->expiring; key 0 = none */
 	struct sp_replay *replay;/* answered replay waiting for the stream head */
 	uint64_t t_ms;           /* READING: accept time; STREAMING: last write */
 	uint64_t progress_ms;    /* last write progress while blocked */
@@ -104,6 +114,7 @@ struct sp_worker_local {
 	struct sp_list pending;      /* have queued bytes to try writing */
 	struct sp_list all;          /* every open connection */
 	struct sp_list zombies;      /* closed, but a REPLAY answer is still due */
+	struct sp_heap expiring;     /* streams whose token expires, soonest first */
 	uint64_t rng;                /* xorshift state for retry jitter */
 	uint64_t log_window_ms;      /* shed log rate limit: current second */
 	uint32_t log_lines;          /* ... lines written in it */
@@ -123,10 +134,15 @@ struct sp_worker_local {
 	uint32_t queue_depth_max;
 	char scratch[SP_HTTP_HEAD_MAX + 1];
 	struct sp_http_topics req_topics;
+	char token[SP_AUTH_TOKEN_MAX];   /* the request's token, while it is checked */
+	struct sp_grant grant;
 };
 
 /* worker.c */
 void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why);
+/* <c>'s client address is known: take its --max-conns-per-ip slot, or
+ * mark it over the limit (answered 429 once its head is read). */
+void conn_admit(struct sp_worker *w, struct conn *c);
 void conn_want_flush(struct sp_worker *w, struct conn *c);
 
 /* worker_write.c */
@@ -147,6 +163,8 @@ void http_fail(struct sp_worker *w, struct conn *c, int status, const char *reas
 void http_start_stream(struct sp_worker *w, struct conn *c);
 /* Drain: tell a stream a jittered retry:, end it cleanly, close it. */
 void http_end_stream(struct sp_worker *w, struct conn *c);
+/* Its token expired: a spout-auth-expired event, then the end. */
+void http_expire_stream(struct sp_worker *w, struct conn *c);
 
 /* worker_sub.c */
 int sub_subscribe(struct sp_worker *w, struct conn *c, const struct sp_http_topics *t);

@@ -15,10 +15,10 @@ set -euo pipefail
 
 profile=${1:-run}
 
-build_pkgs=(gcc make pkg-config libjemalloc-dev libxxhash-dev libhttp-parser-dev liburing-dev libhiredis-dev netcat-openbsd)
+build_pkgs=(gcc make pkg-config libjemalloc-dev libxxhash-dev libhttp-parser-dev liburing-dev libhiredis-dev libjwt-dev libjansson-dev netcat-openbsd)
 # redis-server and haproxy: the cluster tests (test/integration/test_cluster.py)
 # run real ones on loopback ports, never the system services.
-test_pkgs=(libcriterion-dev curl python3 procps iproute2 redis-server haproxy)
+test_pkgs=(libcriterion-dev curl python3 procps iproute2 openssl redis-server haproxy)
 bench_pkgs=(libck-dev gnuplot-nox)
 # The comparison peers. libnginx-mod-nchan needs Debian's `nginx` itself (it
 # depends on nginx-abi-1.22.1-7, which only `nginx` provides; nginx-light is

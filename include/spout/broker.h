@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 #include "spout/config.h"
+#include "spout/connlimit.h"
 #include "spout/hist.h"
 #include "spout/ring.h"
 #include "spout/stats.h"
@@ -113,6 +114,15 @@ struct sp_worker_stats {
 	sp_counter closed_bad_request;
 	sp_counter closed_drain;
 	sp_counter sheds_logged_suppressed; /* shed log lines over the rate limit */
+	/* limits and auth (docs/security.md) */
+	sp_counter rejected_per_ip;   /* 429: --max-conns-per-ip */
+	sp_counter rejected_headers;  /* 431: --max-request-bytes / --max-headers */
+	sp_counter proxy_errors;      /* 400: bad PROXY header or X-Forwarded-For */
+	sp_counter auth_ok;           /* streams opened with a valid token */
+	sp_counter auth_missing;      /* 401: no token where one is needed */
+	sp_counter auth_invalid;      /* 401: bad, expired or refused token */
+	sp_counter auth_forbidden;    /* 403: a topic the token does not grant */
+	sp_counter closed_token_expired; /* streams ended when their token expired */
 };
 
 struct sp_router_stats {
@@ -123,6 +133,9 @@ struct sp_router_stats {
 	sp_counter pub_conns_total;
 	sp_counter pub_errors;        /* ERR replies */
 	sp_counter pub_auth_failures; /* wrong AUTH tokens (connection closed) */
+	sp_counter pub_rate_limited;  /* ERR rate limit (--pub-max-rate) */
+	sp_counter pub_idle_closed;   /* closed by --pub-idle-timeout-ms (or no AUTH in time) */
+	sp_counter pub_rejected_conns;/* refused past --pub-max-conns */
 	sp_counter stalls;            /* times a full frame ring paused publishers */
 	sp_counter stall_ns;
 	sp_counter topics;            /* gauge: topics with subscribers */
@@ -230,8 +243,12 @@ struct sp_acceptor {
 	struct sp_acceptor_stats stats;
 };
 
+struct sp_auth;
+
 struct sp_broker {
 	const struct sp_config *cfg;
+	const struct sp_auth *auth;   /* subscriber auth; NULL = off (read-only) */
+	struct sp_connlimit per_ip;   /* --max-conns-per-ip, shared by the workers */
 	unsigned nworkers;
 	uint32_t max_conns;
 	uint64_t nofile_limit;
@@ -260,7 +277,9 @@ struct sp_broker {
 /* Called once by each broker thread when its set-up is done. */
 void sp_broker_thread_ready(struct sp_broker *b);
 
-int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg);
+/* <auth>: from sp_auth_new, or NULL; it must outlive the broker. */
+int sp_broker_start(struct sp_broker *b, const struct sp_config *cfg,
+		    const struct sp_auth *auth);
 /* Begin a graceful drain: readyz answers 503, new stream requests are told
  * to reconnect elsewhere, workers close their streams spread over
  * --drain-ms; the listener stays open until sp_broker_stop. Returns at

@@ -15,6 +15,7 @@
 
 #include "spout/ev.h"
 #include "spout/log.h"
+#include "spout/netaddr.h"
 
 #define SP_VERSION "0.1.0"
 #define SP_WORKERS_MAX 256
@@ -52,6 +53,18 @@ struct sp_addr {
 #define SP_REDIS_PREFIX_MAX 64
 #define SP_TOKEN_MAX 256
 #define SP_PATH_MAX 512
+#define SP_JWT_NAME_MAX 64          /* claim and cookie names */
+#define SP_JWT_TEXT_MAX 256         /* --jwt-audience, --jwt-issuer */
+#define SP_JWT_SECRET_MAX 1024
+
+/* --auth: who may open a stream. AUTO resolves at start-up: REQUIRED when
+ * a JWT key is configured, else OFF. */
+enum sp_auth_mode {
+	SP_AUTH_AUTO = 0,
+	SP_AUTH_OFF,                /* no checks; tokens ignored */
+	SP_AUTH_OPTIONAL,           /* a token is checked if sent; without one, public topics only */
+	SP_AUTH_REQUIRED,           /* every stream needs a valid token */
+};
 
 /* --redis: where the backplane is. host[0] == 0: cluster mode off. */
 struct sp_redis_url {
@@ -68,6 +81,28 @@ struct sp_config {
 	char pub_token[SP_TOKEN_MAX + 1];   /* "" = publishers need no AUTH */
 	char pub_token_file[SP_PATH_MAX];
 	bool pub_insecure;
+	uint32_t pub_idle_timeout_ms;   /* 0 = none */
+	uint32_t pub_max_rate;          /* events/s per publisher connection; 0 = no cap */
+	uint32_t pub_max_conns;
+	/* subscribers: authentication (auth.c) */
+	enum sp_auth_mode auth_mode;
+	char jwt_secret[SP_JWT_SECRET_MAX];
+	char jwt_secret_file[SP_PATH_MAX];
+	char jwt_public_key[SP_PATH_MAX];
+	char jwt_topics_claim[SP_JWT_NAME_MAX];
+	char jwt_cookie[SP_JWT_NAME_MAX];
+	char jwt_audience[SP_JWT_TEXT_MAX];
+	char jwt_issuer[SP_JWT_TEXT_MAX];
+	uint32_t jwt_leeway_s;
+	char public_topics[SP_POLICIES_MAX][129];
+	unsigned npublic_topics;
+	/* subscribers: client addresses and per-client limits */
+	struct sp_cidr trusted_proxies[SP_CIDR_MAX];
+	unsigned ntrusted_proxies;
+	bool proxy_protocol;        /* trusted proxies send a PROXY header */
+	uint32_t max_conns_per_ip;  /* 0 = no cap */
+	uint32_t max_request_bytes; /* request head, <= SP_HTTP_HEAD_MAX */
+	uint32_t max_headers;
 	unsigned workers;           /* 0 = auto (resolved by main) */
 	uint32_t queue_events;      /* per-connection out-queue bound */
 	uint64_t queue_bytes;

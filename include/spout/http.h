@@ -18,9 +18,10 @@
 
 #include "spout/topic.h"
 
-#define SP_HTTP_HEAD_MAX 8192   /* request line + headers; past it: 431 */
+#define SP_HTTP_HEAD_MAX 16384  /* request line + headers, hard cap (--max-request-bytes lowers it); past it: 431 */
 #define SP_HTTP_URI_MAX 4096    /* request target; past it: 414 */
 #define SP_HTTP_TOPICS_MAX 64   /* hard cap; --max-topics is <= this */
+#define SP_HTTP_XFF_MAX 8       /* X-Forwarded-For lines; more: 400 */
 
 enum sp_http_method {
 	SP_HTTP_GET = 1,
@@ -50,6 +51,10 @@ struct sp_http_req {
 	size_t authorization_len;
 	const char *cookie;
 	size_t cookie_len;
+	const char *xff[SP_HTTP_XFF_MAX];  /* X-Forwarded-For lines, in order */
+	size_t xff_len[SP_HTTP_XFF_MAX];
+	unsigned nxff;
+	unsigned nheaders;            /* header fields in the head */
 	uint64_t content_length;      /* 0 when absent */
 	bool chunked_body;            /* Transfer-Encoding: chunked */
 };

@@ -66,6 +66,13 @@ bool sp_pattern_is_wild(const char *s, size_t len);
 bool sp_pattern_match(const char *pat, size_t plen, const char *topic,
 		      size_t tlen);
 
+/* True if the valid pattern <grant> allows subscribing to the valid
+ * pattern (or topic) <want>: every topic <want> can match, <grant> matches
+ * too. "orders.>" covers "orders.*.created" and "orders.eu"; "orders.*"
+ * covers "orders.eu" and "orders.*" but not "orders.>". Used to check
+ * subscriptions against the topic patterns a token grants. */
+bool sp_pattern_covers(const char *grant, size_t glen, const char *want, size_t wlen);
+
 struct sp_pnode; /* private to ptrie.c */
 
 /* An all-zero struct sp_ptrie is a valid empty trie (the root node is

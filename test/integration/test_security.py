@@ -111,7 +111,7 @@ def _wildcard_broker(*flags):
     taken meanwhile cannot pick another: retry here with a fresh one."""
     b = None
     for _attempt in range(5):
-        cand = Broker("--pub", "0.0.0.0:%d" % free_port(), *flags)
+        cand = Broker("--pub", "0.0.0.0:%d" % free_port("0.0.0.0"), *flags)
         cand.fixed_ports = (None, int(cand.flags[1].rsplit(":", 1)[1]))
         try:
             b = cand.__enter__()

@@ -298,3 +298,67 @@ Test(config, cluster_flags_refused_with_reason)
 		cr_assert(strstr(err, name) != NULL, "message names the flag: %s", err);
 	}
 }
+
+Test(config, security_defaults)
+{
+	struct sp_config c;
+	char err[256] = "";
+
+	cr_assert_eq(parse(&c, err, sizeof(err), NULL), 0, "%s", err);
+	cr_expect_eq(c.auth_mode, SP_AUTH_AUTO);
+	cr_expect_str_eq(c.jwt_topics_claim, "topics");
+	cr_expect_eq(c.jwt_leeway_s, 5);
+	cr_expect_eq(c.max_conns_per_ip, 1024);
+	cr_expect_eq(c.max_request_bytes, 8192);
+	cr_expect_eq(c.max_headers, 64);
+	cr_expect_eq(c.pub_idle_timeout_ms, 300000);
+	cr_expect_eq(c.pub_max_rate, 0);
+	cr_expect_eq(c.pub_max_conns, 1024);
+	cr_expect_eq(c.ntrusted_proxies, 0);
+	cr_expect_not(c.proxy_protocol);
+	cr_expect_eq(c.npublic_topics, 0);
+}
+
+Test(config, security_flags)
+{
+	struct sp_config c;
+	char err[256] = "";
+
+	cr_assert_eq(parse(&c, err, sizeof(err), "--auth", "optional", "--public-topics",
+			   "public.>,status", "--public-topics", "news", "--trusted-proxy",
+			   "10.0.0.0/8,2001:db8::/32", "--trusted-proxy", "192.0.2.1",
+			   "--proxy-protocol", "--jwt-cookie", "sp_token", "--max-request-bytes",
+			   "16384", NULL), 0, "%s", err);
+	cr_expect_eq(c.auth_mode, SP_AUTH_OPTIONAL);
+	cr_expect_eq(c.npublic_topics, 3);
+	cr_expect_str_eq(c.public_topics[2], "news");
+	cr_expect_eq(c.ntrusted_proxies, 3);
+	cr_expect(c.proxy_protocol);
+	cr_expect_eq(c.max_request_bytes, 16384);
+}
+
+Test(config, security_flags_refused_with_reason)
+{
+	static const struct {
+		const char *flag, *value, *want;
+	} bad[] = {
+		{ "--auth", "maybe", "is not off, optional, required or auto" },
+		{ "--public-topics", "a..b", "public-topics: 'a..b'" },
+		{ "--trusted-proxy", "10.0.0.0/33", "not ADDR or ADDR/BITS" },
+		{ "--trusted-proxy", "lb.example", "not ADDR or ADDR/BITS" },
+		{ "--jwt-cookie", "a b", "is not a cookie name" },
+		{ "--jwt-topics-claim", "", "must not be empty" },
+		{ "--proxy-protocol=yes", NULL, "needs --trusted-proxy" },
+		{ "--max-request-bytes", "100", "not a whole number in 1024..16384" },
+		{ "--max-headers", "0", "not a whole number in 4..1000" },
+		{ "--pub-max-conns", "0", "not a whole number" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sp_config c;
+		char err[512] = "";
+		cr_expect_eq(parse(&c, err, sizeof(err), bad[i].flag, bad[i].value, NULL), -EINVAL,
+			     "%s %s", bad[i].flag, bad[i].value);
+		cr_expect(strstr(err, bad[i].want) != NULL, "%s %s: %s", bad[i].flag, bad[i].value,
+			  err);
+	}
+}

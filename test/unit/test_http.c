@@ -945,3 +945,51 @@ Test(http, mutations_keep_invariants, .timeout = 60)
 	}
 	free(t);
 }
+
+/* ---- header count and X-Forwarded-For (security limits, netaddr.h) ---- */
+
+Test(http, counts_header_fields)
+{
+	const char raw[] = "GET /events/a HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC:\r\n\r\n";
+	struct sp_http_req req;
+	const char *reason;
+
+	cr_assert_eq(parse_whole(raw, sizeof(raw) - 1, &req, &reason), 0);
+	cr_expect_eq(req.nheaders, 4);
+	const char none[] = "GET /events/a HTTP/1.0\r\n\r\n";
+	cr_assert_eq(parse_whole(none, sizeof(none) - 1, &req, &reason), 0);
+	cr_expect_eq(req.nheaders, 0);
+}
+
+Test(http, keeps_every_x_forwarded_for_line)
+{
+	const char raw[] = "GET /events/a HTTP/1.1\r\nHost: x\r\n"
+			   "X-Forwarded-For: 1.1.1.1, 10.0.0.1\r\n"
+			   "x-forwarded-for:\r\n"
+			   "X-FORWARDED-FOR:   10.0.0.2  \r\n\r\n";
+	struct sp_http_req req;
+	const char *reason;
+
+	cr_assert_eq(parse_whole(raw, sizeof(raw) - 1, &req, &reason), 0);
+	cr_assert_eq(req.nxff, 3);
+	expect_field("xff[0]", req.xff[0], req.xff_len[0], "1.1.1.1, 10.0.0.1");
+	expect_field("xff[1]", req.xff[1], req.xff_len[1], "");
+	expect_field("xff[2]", req.xff[2], req.xff_len[2], "10.0.0.2");
+}
+
+Test(http, too_many_x_forwarded_for_lines)
+{
+	char raw[1024];
+	int n = snprintf(raw, sizeof(raw), "GET /events/a HTTP/1.1\r\nHost: x\r\n");
+	struct sp_http_req req;
+	const char *reason;
+
+	for (int i = 0; i < SP_HTTP_XFF_MAX; i++)
+		n += snprintf(raw + n, sizeof(raw) - (size_t)n, "X-Forwarded-For: 10.0.0.%d\r\n", i);
+	cr_assert_eq(parse_whole(raw, (size_t)n + (size_t)snprintf(raw + n, 3, "\r\n"), &req,
+				 &reason), 0, "the most lines allowed");
+	cr_expect_eq(req.nxff, SP_HTTP_XFF_MAX);
+	n += snprintf(raw + n, sizeof(raw) - (size_t)n, "X-Forwarded-For: 10.0.0.99\r\n\r\n");
+	cr_expect_eq(parse_whole(raw, (size_t)n, &req, &reason), 400);
+	cr_expect_str_eq(reason, "too many X-Forwarded-For headers");
+}

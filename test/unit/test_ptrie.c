@@ -739,3 +739,81 @@ ParameterizedTest(struct seed *sd, ptrie, against_reference)
 	sp_ptrie_destroy(&t, NULL);
 	free(pats);
 }
+
+/* ---- covers: may a grant pattern subscribe to a wanted pattern -------- */
+
+struct cover_case {
+	const char *grant, *want;
+	bool covers;
+};
+
+static const struct cover_case cover_cases[] = {
+	{ "news", "news", true },
+	{ "news", "news.x", false },
+	{ "news", "*", false },
+	{ "*", "news", true },
+	{ "*", "*", true },
+	{ "*", ">", false },
+	{ "*", "a.b", false },
+	{ ">", "a", true },
+	{ ">", "a.b.c", true },
+	{ ">", "*", true },
+	{ ">", ">", true },
+	{ ">", "a.>", true },
+	{ "orders.>", "orders", false },
+	{ "orders.>", "orders.eu", true },
+	{ "orders.>", "orders.*.created", true },
+	{ "orders.>", "orders.>", true },
+	{ "orders.>", "order.eu", false },
+	{ "orders.*", "orders.eu", true },
+	{ "orders.*", "orders.*", true },
+	{ "orders.*", "orders.>", false },
+	{ "orders.*", "orders.eu.x", false },
+	{ "orders.*.created", "orders.eu.created", true },
+	{ "orders.*.created", "orders.*.created", true },
+	{ "orders.*.created", "orders.eu.*", false },
+	{ "orders.eu.created", "orders.*.created", false },
+	{ "a.*.c", "a.>", false },
+};
+
+Test(ptrie, covers_table)
+{
+	for (size_t i = 0; i < sizeof(cover_cases) / sizeof(cover_cases[0]); i++) {
+		const struct cover_case *c = &cover_cases[i];
+		cr_expect_eq(sp_pattern_covers(c->grant, strlen(c->grant), c->want, strlen(c->want)),
+			     c->covers, "%s covers %s", c->grant, c->want);
+	}
+	cr_expect_not(sp_pattern_covers("", 0, "a", 1));
+	cr_expect_not(sp_pattern_covers("a", 1, "", 0));
+}
+
+/* covers(g, w) must imply: every topic w matches, g matches too. Checked
+ * over random small patterns and topics from a tiny alphabet, where
+ * collisions are common. */
+Test(ptrie, covers_implies_match)
+{
+	static const char *segs[] = { "a", "b", "*", ">" };
+	unsigned seed = 7;
+	char g[32], w[32], t[32];
+
+	for (int round = 0; round < 20000; round++) {
+		char *bufs[2] = { g, w };
+		for (int k = 0; k < 2; k++) {
+			int n = 1 + rand_r(&seed) % 3, len = 0;
+			for (int s = 0; s < n; s++) {
+				const char *seg = segs[rand_r(&seed) % (s == n - 1 ? 4 : 3)];
+				len += sprintf(bufs[k] + len, "%s%s", s ? "." : "", seg);
+			}
+		}
+		if (!sp_pattern_covers(g, strlen(g), w, strlen(w)))
+			continue;
+		for (int k = 0; k < 30; k++) {
+			int n = 1 + rand_r(&seed) % 4, len = 0;
+			for (int s = 0; s < n; s++)
+				len += sprintf(t + len, "%s%s", s ? "." : "", segs[rand_r(&seed) % 2]);
+			if (sp_pattern_match(w, strlen(w), t, strlen(t)))
+				cr_assert(sp_pattern_match(g, strlen(g), t, strlen(t)),
+					  "%s covers %s, which matches %s, but %s does not", g, w, t, g);
+		}
+	}
+}
