@@ -17,6 +17,10 @@
 #                   and docs/bench-p99.png; not part of make test
 #   make bench-quick  the comparison scaled down, one repetition (~2 min);
 #                   table in build/bench/quick.md, docs/ untouched
+#   make fuzz       libFuzzer (clang, ASan+UBSan) on each target in test/fuzz/
+#                   for FUZZ_SECONDS (60) each; crashes in build/fuzz/crashes/
+#                   (make test replays the seed corpus and test/fuzz/regressions/)
+#   make lint       cppcheck and clang-tidy over src/, no findings allowed
 #   make deps       only install missing packages (idempotent)
 #   make clean
 #
@@ -96,11 +100,14 @@ OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
+FUZZ_SRC := $(filter-out test/fuzz/replay.c,$(wildcard test/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRC:test/fuzz/%.c=%)
+REPLAY_BIN := $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay/%)
 TOOLS    := $(BUILD)/spout-bench
 FLAGSTAMP := $(BUILD)/.flags
 
 .PHONY: all run test unit integration asan tsan test-asan test-tsan bench bench-quick deps \
-	clean help tools
+	clean help tools fuzz fuzz-build lint
 
 all: $(BUILD)/spoutd tools
 
@@ -139,6 +146,50 @@ $(BUILD)/spout-bench: $(BENCH_SRC) $(wildcard tools/spout-bench/*.h) $(FLAGSTAMP
 $(BUILD)/ringbench: tools/ringbench.c include/spout/ring.h $(BUILD)/libspout.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libspout.a -pthread
 
+# netdelay: NFQUEUE delay/loss, test_chaos.py's stand-in for netem on kernels
+# without sch_netem (tools/netdelay/netdelay.c). A tool only where
+# libnetfilter-queue is installed (tools/deps.sh test), so `make` works without.
+NFQ_LIBS := $(shell pkg-config --libs libnetfilter_queue 2>/dev/null)
+ifneq ($(NFQ_LIBS),)
+tools: $(BUILD)/netdelay
+endif
+$(BUILD)/netdelay: tools/netdelay/netdelay.c $(FLAGSTAMP)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(NFQ_LIBS)
+
+# Fuzz targets (test/fuzz/). Replay: the target's entry point driven over
+# files by replay.c, with this build's compiler and sanitizers (make test).
+# libFuzzer: the same target with clang's engine, built by a recursive make
+# into build/fuzz (clang, ASan+UBSan, every object -fsanitize=fuzzer-no-link).
+$(BUILD)/fuzz-replay/%: test/fuzz/%.c test/fuzz/replay.c $(BUILD)/libspout.a $(FLAGSTAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< test/fuzz/replay.c $(BUILD)/libspout.a $(LDLIBS)
+
+$(BUILD)/libfuzzer/%: test/fuzz/%.c $(BUILD)/libspout.a $(FLAGSTAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(BUILD)/libspout.a $(LDLIBS)
+
+FUZZ_SECONDS ?= 60
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang SAN=address,undefined \
+		EXTRA_CFLAGS=-fsanitize=fuzzer-no-link $(FUZZ_NAMES:%=build/fuzz/libfuzzer/%)
+
+# Static checks: cppcheck, then clang-tidy with .clang-tidy (what is off,
+# and why, is written there). Any finding fails. The defines are the
+# default build's (io_uring, jemalloc).
+LINT_DEFS := -D_GNU_SOURCE -DSP_HAVE_URING -DSP_HAVE_JEMALLOC
+lint: DEPS_PROFILE = test
+lint: deps
+	cppcheck --enable=warning,style,performance,portability --std=c11 --inline-suppr \
+		--error-exitcode=1 --quiet --suppress=missingIncludeSystem -Iinclude $(LINT_DEFS) src/
+	@for f in src/*.c; do \
+		clang-tidy --quiet "$$f" -- -std=gnu11 -Iinclude $(LINT_DEFS) 2>/dev/null || exit 1; \
+	done; echo "lint: cppcheck and clang-tidy clean ($(words $(SRC)) files)"
+
+fuzz: DEPS_PROFILE = test
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tools/fuzz.sh --seconds $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
 deps:
 	@tools/deps.sh $(DEPS_PROFILE)
 
@@ -149,10 +200,10 @@ run: deps
 
 test: DEPS_PROFILE = test
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(REPLAY_BIN)
 	@tools/run-tests.sh --build $(BUILD) all
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(REPLAY_BIN)
 	@tools/run-tests.sh --build $(BUILD) unit
 
 integration: all
@@ -160,7 +211,7 @@ integration: all
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=address,undefined all \
-		$(UNIT_SRC:test/unit/%.c=build/asan/test/%)
+		$(UNIT_SRC:test/unit/%.c=build/asan/test/%) $(FUZZ_NAMES:%=build/asan/fuzz-replay/%)
 
 tsan:
 	@$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread all \
@@ -179,6 +230,7 @@ bench: deps all $(BUILD)/ringbench
 bench-quick: DEPS_PROFILE = bench
 bench-quick: deps all
 	@tools/bench.sh --build $(BUILD) --quick
+
 
 clean:
 	rm -rf build

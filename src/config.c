@@ -119,7 +119,7 @@ static const struct opt opts[] = {
 	  "largest event payload, in bytes" },
 	{ "history", OPT_U32, OFF(history), 0, 1u << 20, "100",
 	  "events kept per topic for Last-Event-ID resumption; 0 = off" },
-	{ "history-ttl", OPT_U32, OFF(history_ttl_s), 0, 86400 * 365, "3600",
+	{ "history-ttl", OPT_U32, OFF(history_ttl_s), 0, 31536000, "3600",
 	  "seconds an event stays in history; 0 = no age limit" },
 	{ "history-bytes", OPT_U64, OFF(history_bytes), 0, 1ull << 40, "0",
 	  "memory all history may use (frames + bookkeeping), bytes; "

@@ -132,7 +132,7 @@ static ssize_t lp_parse_event(const char *buf, size_t len, size_t hl,
 			      struct sp_lp_cmd *cmd)
 {
 	const char *first = memchr(rest, ' ', rest_len);
-	const char *last = rest_len ? memrchr(rest, ' ', rest_len) : NULL;
+	const char *last = first != NULL ? memrchr(rest, ' ', rest_len) : NULL;
 
 	if (first == NULL)
 		return lp_error(cmd, rest_len == 0 ? "missing topic" :

@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 		sp_broker_drain(&broker);
 		uint64_t end = sp_now_ms() + cfg.drain_ms + 1000;
 		while (sp_broker_open(&broker) > 0 && sp_now_ms() < end) {
-			struct timespec step = { .tv_nsec = 50 * 1000000 };
+			struct timespec step = { .tv_nsec = 50L * 1000000 };
 			int again = sigtimedwait(&set, NULL, &step);
 			if (again == SIGINT || again == SIGTERM) {
 				sp_log(SP_LOG_INFO, "second signal: stopping now", "open=%u",

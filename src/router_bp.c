@@ -824,7 +824,6 @@ static void on_published(redisAsyncContext *ac, void *reply, void *priv)
 	struct sp_router *r = pc->r;
 	struct sp_bp *bp = r->local->bp;
 	const redisReply *rep = reply;
-	char why[160];
 
 	if (rep == NULL) {
 		sp_stat_add(&r->bp.publish_errors, 1);
@@ -837,6 +836,7 @@ static void on_published(redisAsyncContext *ac, void *reply, void *priv)
 	if (id == 0) {
 		sp_stat_add(&r->bp.publish_errors, 1);
 		sp_stat_add(&r->bp.errors, 1);
+		char why[160];
 		snprintf(why, sizeof(why), "backplane error: %.120s",
 			 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
 		/* A Redis that lost our script (restart, failover) answers
@@ -881,6 +881,8 @@ int bp_publish(struct sp_router *r, struct pubconn *pc, const struct sp_event *e
 	return 0;
 }
 
+/* hiredis' callback type fixes the signature (reply is not ours to make const) */
+// cppcheck-suppress constParameter
 static void on_probe_sent(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct sp_bp *bp = priv;
@@ -906,12 +908,12 @@ static void on_setup(redisAsyncContext *ac, void *reply, void *priv)
 	struct sp_bp *bp = ac->data ? sp_container_of((struct sp_rlink *)ac->data, struct sp_bp, cmd)
 				    : NULL;
 	const redisReply *rep = reply;
-	char why[160];
 
 	if (rep == NULL || bp == NULL)
 		return;
 	sp_rlink_replied(&bp->cmd, now_ms());
 	if (rep->type == REDIS_REPLY_ERROR) {
+		char why[160];
 		snprintf(why, sizeof(why), "%s: %.120s", (const char *)priv, rep->str);
 		sp_rlink_fail(&bp->cmd, why);
 		return;
@@ -930,12 +932,12 @@ static void on_sub_auth(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct sp_bp *bp = priv;
 	const redisReply *rep = reply;
-	char why[160];
 
 	if (rep == NULL)
 		return;
 	sp_rlink_replied(&bp->sub, now_ms());
 	if (rep->type == REDIS_REPLY_ERROR) {
+		char why[160];
 		snprintf(why, sizeof(why), "AUTH: %.120s", rep->str);
 		sp_rlink_fail(&bp->sub, why);
 	}
@@ -955,7 +957,6 @@ static void connect_links(struct sp_bp *bp)
 {
 	const struct sp_redis_url *u = &bp->cfg->redis;
 	uint64_t now = now_ms();
-	char db[16];
 
 	bp->open = true;
 	bp->cmd_ready = bp->sub_ready = bp->up = false;
@@ -972,6 +973,7 @@ static void connect_links(struct sp_bp *bp)
 		sp_rlink_command(&bp->sub, on_sub_auth, bp, 2, argv, lens, now);
 	}
 	if (u->db != 0) {
+		char db[16];
 		snprintf(db, sizeof(db), "%u", u->db);
 		setup_command(bp, "SELECT", 2, (const char *[]){ "SELECT", db });
 	}

@@ -18,8 +18,8 @@
 #include "router_internal.h"
 
 #define PUB_IN_MIN 16384
-#define PUB_OUT_HIGH (256 * 1024)   /* stop parsing while replies back up */
-#define PUB_READ_BUDGET (256 * 1024)/* per publisher per loop iteration */
+#define PUB_OUT_HIGH ((size_t)256 * 1024)   /* stop parsing while replies back up */
+#define PUB_READ_BUDGET ((size_t)256 * 1024) /* per publisher per loop iteration */
 #define PUB_INFLIGHT_MAX 4096       /* cluster: publishes waiting for Redis */
 
 enum svc { SVC_DONE, SVC_MORE, SVC_STALL, SVC_WAIT };

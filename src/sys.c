@@ -82,9 +82,9 @@ static unsigned cgroup_cpus(void)
 		do {
 			snprintf(file, sizeof(file), "%s/cpu.max", dir);
 			FILE *f = fopen(file, "r");
-			char quota[32];
-			unsigned long period;
 			if (f != NULL) {
+				char quota[32];
+				unsigned long period;
 				if (fscanf(f, "%31s %lu", quota, &period) == 2 &&
 				    strcmp(quota, "max") != 0 && period > 0) {
 					unsigned n = (unsigned)((strtoul(quota, NULL, 10) + period - 1) / period);

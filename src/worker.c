@@ -97,8 +97,16 @@ void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why)
 			sp_stat_add(&st->closed_bad_request, 1);
 		break;
 	}
-	if (why == CLOSE_OVERFLOW || why == CLOSE_WRITE_TIMEOUT)
+	if (why == CLOSE_OVERFLOW || why == CLOSE_WRITE_TIMEOUT) {
 		log_shed(w, c, why);
+		/* Shed: reset rather than close. A plain close() leaves the
+		 * unsent bytes (up to 2 x --sndbuf) with an orphan socket in
+		 * FIN-WAIT-1 that retransmits into a dead link for minutes,
+		 * outside anything spoutd counts; a reset frees them now. The
+		 * client, slow or gone, reconnects either way. */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
 	c->state = CS_CLOSING;
 	sp_list_del(&c->timer_link);
 	sp_list_del(&c->blocked_link);

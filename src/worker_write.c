@@ -20,7 +20,7 @@
 #include "spout/sys.h"
 #include "worker_internal.h"
 
-#define WRITE_BUDGET (256 * 1024)  /* writev: bytes per connection per round */
+#define WRITE_BUDGET ((size_t)256 * 1024)  /* writev: bytes per connection per round */
 #define IOV_BATCH 64               /* frames per write */
 #define UWRITE_BATCH 256           /* io_uring writes per system call */
 

@@ -18,7 +18,10 @@ profile=${1:-run}
 build_pkgs=(gcc make pkg-config libjemalloc-dev libxxhash-dev libhttp-parser-dev liburing-dev libhiredis-dev libjwt-dev libjansson-dev netcat-openbsd)
 # redis-server and haproxy: the cluster tests (test/integration/test_cluster.py)
 # run real ones on loopback ports, never the system services.
-test_pkgs=(libcriterion-dev curl python3 procps iproute2 openssl redis-server haproxy)
+# iptables and libnetfilter-queue-dev: the chaos test (test_chaos.py) impairs a
+# namespace's link with netem, or where the kernel has no netem with NFQUEUE
+# rules feeding build/netdelay (tools/netdelay/, built when the library is here).
+test_pkgs=(libcriterion-dev curl python3 procps iproute2 openssl clang libclang-rt-14-dev cppcheck clang-tidy redis-server haproxy iptables libnetfilter-queue-dev)
 bench_pkgs=(libck-dev gnuplot-nox)
 # The comparison peers. libnginx-mod-nchan needs Debian's `nginx` itself (it
 # depends on nginx-abi-1.22.1-7, which only `nginx` provides; nginx-light is

@@ -83,10 +83,29 @@ run_integration() {
 	fi
 }
 
+# The fuzz targets' entry points over their seed corpus and every input
+# that once crashed (test/fuzz/regressions/<target>/): one pass per target.
+run_fuzz_replay() {
+	local bin name out
+	for bin in "$build"/fuzz-replay/fuzz_*; do
+		case "$bin" in *.d) continue ;; esac
+		[ -x "$bin" ] || continue
+		name=$(basename "$bin")
+		echo "== $name (replay, $build)"
+		if out=$("$bin" "test/fuzz/corpus/$name" "test/fuzz/regressions/$name" 2>&1); then
+			echo "   $(echo "$out" | tail -1)"
+			passed=$((passed + 1))
+		else
+			echo "$out" | tail -30
+			failed=$((failed + 1))
+		fi
+	done
+}
+
 case "$what" in
-unit) run_unit ;;
+unit) run_unit; run_fuzz_replay ;;
 integration) run_integration "$@" ;;
-all) run_unit; run_integration "$@" ;;
+all) run_unit; run_fuzz_replay; run_integration "$@" ;;
 tsan)
 	# The SPSC ring stress and the wake-up protocol under TSan, then the
 	# broker's own threads under load.
