@@ -17,6 +17,9 @@
 #                   and docs/bench-p99.png; not part of make test
 #   make bench-quick  the comparison scaled down, one repetition (~2 min);
 #                   table in build/bench/quick.md, docs/ untouched
+#   make soak       15 minutes of mixed load (tools/soak.py) against build/spoutd;
+#                   SOAK_SECONDS=N to change; not part of make test (its 60 s
+#                   version, test/integration/test_soak.py, is)
 #   make fuzz       libFuzzer (clang, ASan+UBSan) on each target in test/fuzz/
 #                   for FUZZ_SECONDS (60) each; crashes in build/fuzz/crashes/
 #                   (make test replays the seed corpus and test/fuzz/regressions/)
@@ -106,7 +109,7 @@ REPLAY_BIN := $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay/%)
 TOOLS    := $(BUILD)/spout-bench
 FLAGSTAMP := $(BUILD)/.flags
 
-.PHONY: all run test unit integration asan tsan test-asan test-tsan bench bench-quick deps \
+.PHONY: all run test unit integration asan tsan test-asan test-tsan bench bench-quick soak deps \
 	clean help tools fuzz fuzz-build lint
 
 all: $(BUILD)/spoutd tools
@@ -231,6 +234,14 @@ bench-quick: DEPS_PROFILE = bench
 bench-quick: deps all
 	@tools/bench.sh --build $(BUILD) --quick
 
+# ---- soak (issue 7): tools/soak.py, mixed load for SOAK_SECONDS (15 min) ----
+SOAK_SECONDS ?= 900
+soak: DEPS_PROFILE = test
+soak: deps
+	@$(MAKE) --no-print-directory all
+	python3 tools/soak.py --duration $(SOAK_SECONDS) --spoutd $(BUILD)/spoutd \
+		--bench $(BUILD)/spout-bench
+# ---- end soak ----
 
 clean:
 	rm -rf build
