@@ -418,6 +418,19 @@ int sp_auth_verify(const struct sp_auth *a, const char *token, uint64_t now_s,
 	return rc;
 }
 
+bool sp_auth_pub_token_equal(const char *want, const char *got, size_t glen)
+{
+	size_t wlen = strnlen(want, SP_TOKEN_MAX + 1);
+	unsigned char d = wlen != glen;
+
+	for (size_t i = 0; i < SP_TOKEN_MAX; i++) {
+		unsigned char x = i < wlen ? (unsigned char)want[i] : 0;
+		unsigned char y = i < glen ? (unsigned char)got[i] : 0;
+		d |= x ^ y;
+	}
+	return d == 0 && glen <= SP_TOKEN_MAX;
+}
+
 bool sp_auth_allows(const struct sp_auth *a, const struct sp_grant *g, const char *want,
 		    size_t len)
 {

@@ -55,6 +55,9 @@ static const struct opt opts[] = {
 	  "worth); past it `ERR rate limit`; 0 = no cap" },
 	{ "pub-max-conns", OPT_U32, OFF(pub_max_conns), 1, 1000000, "1024",
 	  "publisher connections open at once; past it `ERR too many publisher connections`" },
+	{ "http-publish", OPT_BOOL, OFF(http_publish), 0, 0, "no",
+	  "also accept POST /publish/<topic> on --http (same token, limits and ids as the "
+	  "line protocol); off a loopback --http it needs --pub-token or --pub-insecure" },
 	{ "auth", OPT_AUTH, OFF(auth_mode), 0, 0, "auto",
 	  "subscriber auth: off | optional (token checked if sent; without one, public "
 	  "topics only) | required; auto = required when a JWT key is set, else off" },
@@ -698,6 +701,14 @@ static int check_pub_security(struct sp_config *cfg, FILE *err)
 		fprintf(err, "spoutd: pub %s is not a loopback address: anyone who reaches it could "
 			"publish. Set --pub-token (or --pub-token-file), or --pub-insecure if a "
 			"firewall already guards it\n", cfg->pub.text);
+		return -EINVAL;
+	}
+	if (cfg->http_publish && cfg->pub_token[0] == '\0' && !cfg->pub_insecure &&
+	    !addr_is_loopback(&cfg->http)) {
+		fprintf(err, "spoutd: http-publish on %s, not a loopback address: anyone who reaches "
+			"it could publish. Set --pub-token (publishers then send Authorization: "
+			"Bearer <token>), or --pub-insecure if a firewall already guards it\n",
+			cfg->http.text);
 		return -EINVAL;
 	}
 	return 0;

@@ -112,6 +112,8 @@ enum hdr_id {
 	HDR_CONTENT_LENGTH,
 	HDR_TRANSFER_ENCODING,
 	HDR_X_FORWARDED_FOR,
+	HDR_EXPECT,
+	HDR_SPOUT_EVENT,
 	HDR_COUNT,
 	HDR_NONE = -1,
 };
@@ -139,6 +141,10 @@ static const struct hdr_desc {
 	/* Each proxy may add its own line (HAProxy's `option forwardfor`
 	 * does): the lines form one list, read right to left (netaddr.h). */
 	[HDR_X_FORWARDED_FOR] = { "x-forwarded-for", 15, NULL },
+	/* POST /publish: "Expect: 100-continue" (curl sends it for bodies
+	 * over 1 KiB) and the event type of the published event. */
+	[HDR_EXPECT] = { "expect", 6, "duplicate Expect header" },
+	[HDR_SPOUT_EVENT] = { "spout-event", 11, "duplicate Spout-Event header" },
 };
 
 /* Store the value of header <h> in <req>; headers without a field there
@@ -166,6 +172,14 @@ static void store_header(struct sp_http_req *req, int h, const char *v,
 	case HDR_COOKIE:
 		req->cookie = v;
 		req->cookie_len = n;
+		break;
+	case HDR_EXPECT:
+		req->expect = v;
+		req->expect_len = n;
+		break;
+	case HDR_SPOUT_EVENT:
+		req->spout_event = v;
+		req->spout_event_len = n;
 		break;
 	case HDR_X_FORWARDED_FOR:
 		/* on_header_field counted this line; fill its slot */
@@ -390,6 +404,9 @@ static int on_headers_complete(http_parser *p)
 		break;
 	case HTTP_OPTIONS:
 		req->method = SP_HTTP_OPTIONS;
+		break;
+	case HTTP_POST:
+		req->method = SP_HTTP_POST;
 		break;
 	default:
 		req->method = SP_HTTP_OTHER;

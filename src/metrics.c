@@ -305,8 +305,14 @@ char *sp_metrics_render(struct sp_broker *b, size_t *len)
 	metric(f, "spout_publish_errors_total", "counter", "ERR replies sent to publishers.",
 	       sp_stat_get(&r->pub_errors));
 	metric(f, "spout_publisher_auth_failures_total", "counter",
-	       "AUTH with a wrong token (each closes its connection).",
-	       sp_stat_get(&r->pub_auth_failures));
+	       "Wrong publisher tokens: AUTH (closes its connection) and POST /publish.",
+	       sp_stat_get(&r->pub_auth_failures) + SUM(pub_auth_failures));
+	metric(f, "spout_http_publishes_total", "counter",
+	       "POST /publish answered with an event id (also in spout_events_published_total).",
+	       sp_stat_get(&r->http_publishes));
+	metric(f, "spout_http_publish_errors_total", "counter",
+	       "POST /publish refused by the router: rate limit, backplane, memory.",
+	       sp_stat_get(&r->http_publish_errors));
 	security(f, b);
 	fprintf(f, "# HELP spout_worker_ring_occupancy Frames waiting in each worker's ring.\n"
 		   "# TYPE spout_worker_ring_occupancy gauge\n");

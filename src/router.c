@@ -298,6 +298,10 @@ static void drain_ctl(struct sp_router *r)
 			if (!sp_ring_pop_consumer(&wk->ctl_ring, &v))
 				break;
 			struct sp_ctl *c = (struct sp_ctl *)v;
+			if (c->type == SP_CTL_PUBLISH) {
+				hpub_submit(r, w, (struct sp_pubreq *)c);
+				continue;   /* answered (acked) by router_hpub.c */
+			}
 			if (c->type == SP_CTL_REPLAY && L->bp != NULL) {
 				bp_replay(r, w, (struct sp_replay *)c);
 				continue;
@@ -539,6 +543,7 @@ static int router_setup(struct sp_router *r)
 	sp_list_init(&L->all);
 	sp_list_init(&L->unauthed);
 	sp_list_init(&L->idle);
+	sp_list_init(&L->hpub_wait);
 	if (L->dirty == NULL || sp_tmap_init(&L->topics, 1024) != 0 || sp_ev_init(&L->ev) != 0)
 		return -ENOMEM;
 	if (sp_ev_add(&L->ev, r->listen_fd, SP_EV_READ, &listen_tag) != 0 ||
@@ -558,6 +563,7 @@ static void router_teardown(struct sp_router *r)
 	/* The backplane first: dropping its links answers the publishes and
 	 * replays still waiting for Redis. */
 	bp_destroy(r);
+	hpub_teardown(r);
 	for (unsigned w = 0; L->outbox != NULL && w < r->broker->nworkers; w++) {
 		while (L->outbox[w] != NULL) {
 			struct sp_ctl *c = L->outbox[w];
@@ -629,7 +635,7 @@ void *sp_router_main(void *arg)
 	int next_timeout = L->bp != NULL ? 0 : 1000;
 	while (!atomic_load_explicit(&r->stop, memory_order_acquire)) {
 		int timeout = L->accept_retry && next_timeout > 100 ? 100 : next_timeout;
-		if (L->stalled_on >= 0 || outbox_waiting(r))
+		if (L->stalled_on >= 0 || outbox_waiting(r) || !sp_list_empty(&L->hpub_wait))
 			timeout = 1;
 		else if (!sp_list_empty(&L->ready))
 			timeout = 0;
@@ -662,6 +668,7 @@ void *sp_router_main(void *arg)
 			L->accept_retry = false;
 			pub_accept(r);
 		}
+		hpub_retry(r);
 		drain_ctl(r);
 		check_stall(r);
 		pub_serve_ready(r);

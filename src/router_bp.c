@@ -820,14 +820,14 @@ static int sub_command(struct sp_bp *bp, const char *verb, const char *arg, size
 
 static void on_published(redisAsyncContext *ac, void *reply, void *priv)
 {
-	struct pubconn *pc = priv;
-	struct sp_router *r = pc->r;
+	struct pub_waiter *wt = priv;
+	struct sp_router *r = wt->r;
 	struct sp_bp *bp = r->local->bp;
 	const redisReply *rep = reply;
 
 	if (rep == NULL) {
 		sp_stat_add(&r->bp.publish_errors, 1);
-		pub_published(pc, 0, "backplane unavailable (the event may or may not be stored)");
+		wt->done(wt, 0, "backplane unavailable (the event may or may not be stored)");
 		return;
 	}
 	sp_rlink_replied(&bp->cmd, now_ms());
@@ -843,16 +843,16 @@ static void on_published(redisAsyncContext *ac, void *reply, void *priv)
 		 * NOSCRIPT: reconnecting loads it again. */
 		if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
 			sp_rlink_fail(&bp->cmd, "NOSCRIPT: Redis lost the scripts");
-		pub_published(pc, 0, why);
+		wt->done(wt, 0, why);
 		return;
 	}
 	if (id > bp->floor)
 		bp->floor = id;
 	sp_stat_add(&r->bp.publishes, 1);
-	pub_published(pc, id, NULL);
+	wt->done(wt, id, NULL);
 }
 
-int bp_publish(struct sp_router *r, struct pubconn *pc, const struct sp_event *ev)
+int bp_publish(struct sp_router *r, struct pub_waiter *wt, const struct sp_event *ev)
 {
 	struct sp_bp *bp = r->local->bp;
 	char stream[KEY_MAX], channel[KEY_MAX], floor[24];
@@ -874,10 +874,9 @@ int bp_publish(struct sp_router *r, struct pubconn *pc, const struct sp_event *e
 	lens[10] = ev->topic_len;
 	lens[11] = ev->event ? ev->event_len : 0;
 	lens[12] = ev->data_len;
-	if (sp_rlink_command(&bp->cmd, on_published, pc, (int)(sizeof(argv) / sizeof(argv[0])),
+	if (sp_rlink_command(&bp->cmd, on_published, wt, (int)(sizeof(argv) / sizeof(argv[0])),
 			     argv, lens, now_ms()) != 0)
 		return -ENOTCONN;
-	pc->inflight++;
 	return 0;
 }
 

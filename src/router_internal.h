@@ -32,8 +32,18 @@ struct rtopic {
 };
 
 struct sp_bp;                     /* router_bp.c */
+struct hpub_rate;                 /* router_hpub.c */
+
+/* Who waits for a publish's answer from Redis (cluster mode): a publisher
+ * connection (router_pub.c) or an HTTP publish (router_hpub.c). <done>
+ * gets the event's id, or 0 and a reason; it runs on the router thread. */
+struct pub_waiter {
+	struct sp_router *r;
+	void (*done)(struct pub_waiter *wt, uint64_t id, const char *reason);
+};
 
 struct pubconn {
+	struct pub_waiter waiter;     /* waiter.r: the router */
 	struct sp_router *r;
 	int fd;
 	struct sp_list ready_link;    /* on L->ready while there is work */
@@ -83,6 +93,8 @@ struct sp_router_local {
 	 * order; nothing else goes to that worker before them. */
 	struct sp_ctl **outbox, **outbox_tail;
 	struct sp_bp *bp;             /* cluster mode, else NULL */
+	struct sp_list hpub_wait;     /* HTTP publishes a full ring holds back, in order */
+	struct hpub_rate *hpub_rate;  /* --pub-max-rate per HTTP client address */
 	/* Cluster mode: newest id pushed to workers. r->last_id is the newest
 	 * received, which may still wait in the backplane's inbox. */
 	uint64_t routed_id;
@@ -124,8 +136,9 @@ bool bp_topic_added(struct sp_router *r, struct rtopic *t);
 void bp_topic_removed(struct sp_router *r, struct rtopic *t);
 /* Whether SUB acks for an existing topic must wait for Redis. */
 bool bp_topic_waits(const struct sp_router *r, const struct rtopic *t);
-/* Publish through Redis: 0 (the reply comes later), -ENOTCONN, -ENOMEM. */
-int bp_publish(struct sp_router *r, struct pubconn *pc, const struct sp_event *ev);
+/* Publish through Redis: 0 (<wt>->done runs with the answer later),
+ * -ENOTCONN, -ENOMEM. */
+int bp_publish(struct sp_router *r, struct pub_waiter *wt, const struct sp_event *ev);
 /* Answer <rp> from worker <w> from Redis' history (eventually). */
 void bp_replay(struct sp_router *r, unsigned w, struct sp_replay *rp);
 
@@ -135,7 +148,10 @@ void pub_expire_idle(struct sp_router *r);  /* --pub-idle-timeout-ms, AUTH deadl
 void pub_serve_ready(struct sp_router *r);  /* serve publishers with work */
 void pub_flush(struct pubconn *pc);         /* write pending replies */
 void pub_close(struct sp_router *r, struct pubconn *pc);
-/* cluster: a publish's Redis answer arrived (<id> 0 = failed, <reason>). */
-void pub_published(struct pubconn *pc, uint64_t id, const char *reason);
+
+/* router_hpub.c: HTTP publishes (struct sp_pubreq from worker <w>). */
+void hpub_submit(struct sp_router *r, unsigned w, struct sp_pubreq *req);
+void hpub_retry(struct sp_router *r);        /* those a full ring held back */
+void hpub_teardown(struct sp_router *r);
 
 #endif

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "spout/auth.h"
 #include "spout/log.h"
 #include "spout/sys.h"
 #include "router_internal.h"
@@ -67,20 +68,6 @@ static void reply_err(struct sp_router *r, struct pubconn *pc, const char *reaso
 	reply(r, pc, "ERR %s\n", reason, 0);
 }
 
-/* Compare a presented token with the configured one in time that depends
- * only on the lengths, not on where they differ. */
-static bool token_equal(const char *want, size_t wlen, const char *got, size_t glen)
-{
-	unsigned char d = wlen != glen;
-
-	for (size_t i = 0; i < SP_LP_TOKEN_MAX; i++) {
-		unsigned char x = i < wlen ? (unsigned char)want[i] : 0;
-		unsigned char y = i < glen ? (unsigned char)got[i] : 0;
-		d |= x ^ y;
-	}
-	return d == 0;
-}
-
 /* AUTH: with --pub-token, the first thing a publisher must send. A wrong
  * token closes the connection, so guessing costs a connection per try. */
 static void auth(struct sp_router *r, struct pubconn *pc, const struct sp_lp_cmd *cmd)
@@ -89,7 +76,7 @@ static void auth(struct sp_router *r, struct pubconn *pc, const struct sp_lp_cmd
 
 	if (want[0] == '\0') {
 		reply_err(r, pc, "auth not enabled");
-	} else if (token_equal(want, strlen(want), cmd->data, cmd->data_len)) {
+	} else if (sp_auth_pub_token_equal(want, cmd->data, cmd->data_len)) {
 		pc->authed = true;
 		sp_list_move_tail(&r->local->idle, &pc->timer_link);
 		reply(r, pc, "OK\n", NULL, 0);
@@ -206,7 +193,9 @@ static enum svc process(struct sp_router *r, struct pubconn *pc)
 						.data = cmd.data,
 						.data_len = cmd.data_len };
 			if (L->bp != NULL) {
-				rc = bp_publish(r, pc, &ev);
+				rc = bp_publish(r, &pc->waiter, &ev);
+				if (rc == 0)
+					pc->inflight++;
 				if (rc != 0 && pc->inflight > 0) {
 					/* Refused now, but earlier ones are still
 					 * in Redis: answer after them, in order. */
@@ -325,8 +314,10 @@ void pub_close(struct sp_router *r, struct pubconn *pc)
 	free(pc);
 }
 
-void pub_published(struct pubconn *pc, uint64_t id, const char *reason)
+/* cluster: a publish's Redis answer arrived (<id> 0 = failed, <reason>). */
+static void pub_published(struct pub_waiter *wt, uint64_t id, const char *reason)
 {
+	struct pubconn *pc = sp_container_of(wt, struct pubconn, waiter);
 	struct sp_router *r = pc->r;
 
 	pc->inflight--;
@@ -410,6 +401,7 @@ void pub_accept(struct sp_router *r)
 		}
 		pc->fd = fd;
 		pc->r = r;
+		pc->waiter = (struct pub_waiter){ .r = r, .done = pub_published };
 		pc->authed = cfg->pub_token[0] == '\0';
 		pc->readable = true;
 		pc->heard_ms = pc->accepted_ms = sp_now_ms();

@@ -129,6 +129,7 @@ static void conn_free(struct sp_worker *w, struct conn *c)
 	if (c->replay != NULL)
 		sub_replay_free(c->replay);
 	free(c->rbuf);
+	free(c->pub);
 	if (c->limit_held) {
 		struct sp_ipaddr key;
 		sp_ipaddr_limit_key(&c->client, &key);
@@ -136,7 +137,7 @@ static void conn_free(struct sp_worker *w, struct conn *c)
 	}
 	atomic_fetch_sub_explicit(&w->broker->open_conns, 1, memory_order_relaxed);
 	sp_stat_add(&w->stats.conns_open, (uint64_t)-1);
-	if (c->replay_inflight) {
+	if (c->replay_inflight || c->pub_inflight) {
 		/* The router's answer names this struct: keep it (fd closed,
 		 * nothing else held) until the answer arrives. */
 		c->state = CS_ZOMBIE;
@@ -241,8 +242,12 @@ static void conn_read(struct sp_worker *w, struct conn *c)
 				conn_close(w, c, io_error_reason(errno));
 			return;
 		}
+		if (c->state == CS_BODY) {
+			pub_on_body(w, c, dst, (size_t)n);
+			continue;
+		}
 		if (c->state != CS_READING)
-			continue;   /* bytes after the head are ignored */
+			continue;   /* bytes after the head (or the body) are ignored */
 
 		const char *buf = dst;
 		size_t len = (size_t)n;
@@ -274,7 +279,7 @@ static void conn_read(struct sp_worker *w, struct conn *c)
 		}
 		size_t head = sp_http_head_end(buf, len);
 		if (head > 0) {
-			http_on_head(w, c, buf, head);
+			http_on_head(w, c, buf, head, len);
 			free(c->rbuf);
 			c->rbuf = NULL;
 			continue;

@@ -76,9 +76,15 @@ static void respond(struct sp_worker *w, struct conn *c, int status, const char 
 		conn_close(w, c, CLOSE_ERROR);
 }
 
+void http_respond(struct sp_worker *w, struct conn *c, int status, const char *ctype,
+		  const char *extra, const char *body, size_t body_len)
+{
+	respond(w, c, status, ctype, extra, body, body_len, false);
+}
+
 /* An error answer with a one-line reason as the body. */
-static void fail_with(struct sp_worker *w, struct conn *c, int status, const char *extra,
-		      const char *reason)
+void http_fail_with(struct sp_worker *w, struct conn *c, int status, const char *extra,
+		    const char *reason)
 {
 	char body[320];
 	int n = snprintf(body, sizeof(body), "%s\n", reason);
@@ -92,7 +98,7 @@ static void fail_with(struct sp_worker *w, struct conn *c, int status, const cha
 
 void http_fail(struct sp_worker *w, struct conn *c, int status, const char *reason)
 {
-	fail_with(w, c, status, NULL, reason);
+	http_fail_with(w, c, status, NULL, reason);
 }
 
 /* The first body bytes: a comment, so buffering intermediaries pass the
@@ -298,7 +304,7 @@ static void auth_fail(struct sp_worker *w, struct conn *c, int status, sp_counte
 			 error);
 	else
 		snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"spout\"\r\n");
-	fail_with(w, c, status, hdr, reason);
+	http_fail_with(w, c, status, hdr, reason);
 }
 
 /* --auth: may this request read its topics? Returns 0 to go on, -1 when
@@ -517,13 +523,14 @@ static int check_client(struct sp_worker *w, struct conn *c, const struct sp_htt
 			conn_admit(w, c);
 	}
 	if (c->over_limit) {
-		fail_with(w, c, 429, "Retry-After: 10\r\n", "too many connections from your address");
+		http_fail_with(w, c, 429, "Retry-After: 10\r\n", "too many connections from your address");
 		return -1;
 	}
 	return 0;
 }
 
-void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t len)
+void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t len,
+		  size_t avail)
 {
 	struct sp_http_req req;
 	const char *reason;
@@ -544,6 +551,8 @@ void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t l
 		on_ready(w, c, &req);
 	else if (path_is(&req, "/metrics"))
 		on_simple(w, c, &req, true);
+	else if (req.path_len > 9 && memcmp(req.path, "/publish/", 9) == 0)
+		pub_on_head(w, c, &req, buf + len, avail - len);
 	else
 		http_fail(w, c, 404, "not found; subscribe at /events/<topic>");
 }

@@ -32,7 +32,9 @@ enum conn_state {
 	CS_STREAMING,    /* SSE stream open */
 	CS_RESPONDING,   /* one response queued; close once it is written */
 	CS_CLOSING,      /* on the close list; freed at the end of the loop */
-	CS_ZOMBIE,       /* freed but for the struct: a REPLAY answer is due */
+	CS_ZOMBIE,       /* freed but for the struct: a REPLAY or PUBLISH answer is due */
+	CS_BODY,         /* POST /publish: reading the body into <pub> */
+	CS_PUBLISHING,   /* POST /publish: the router has the event */
 };
 
 enum close_reason {
@@ -82,6 +84,9 @@ struct conn {
 	uint16_t nsubs;
 	uint16_t nwaiting;       /* acks (and a replay answer) still to come */
 	bool replay_inflight;    /* a REPLAY is with the router: see conn_free */
+	bool pub_inflight;       /* a PUBLISH is with the router: see conn_free */
+	struct sp_pubreq *pub;   /* POST /publish while its body is read */
+	uint32_t body_have;      /* ... bytes of it so far */
 	uint8_t gap;             /* enum sp_gap to announce when streaming starts */
 	uint64_t last_id;        /* newest event id queued: no duplicates */
 	uint64_t resume_after;   /* the client's Last-Event-ID, for spout-gap */
@@ -158,8 +163,17 @@ enum close_reason io_error_reason(int err);
 int conn_queue_response(struct sp_worker *w, struct conn *c, struct sp_frame *f);
 
 /* worker_http.c */
-void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t len);
+/* A complete head of <len> bytes at <buf>; <avail> bytes were read in all
+ * (a POST's body may follow the head). */
+void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t len,
+		  size_t avail);
 void http_fail(struct sp_worker *w, struct conn *c, int status, const char *reason);
+/* http_fail with extra header lines (each CRLF-ended; may be NULL). */
+void http_fail_with(struct sp_worker *w, struct conn *c, int status, const char *extra,
+		    const char *reason);
+/* A complete response; the connection closes once it is written. */
+void http_respond(struct sp_worker *w, struct conn *c, int status, const char *ctype,
+		  const char *extra, const char *body, size_t body_len);
 void http_start_stream(struct sp_worker *w, struct conn *c);
 /* Drain: tell a stream a jittered retry:, end it cleanly, close it. */
 void http_end_stream(struct sp_worker *w, struct conn *c);
@@ -176,6 +190,14 @@ void sub_on_ack(struct sp_worker *w, struct sp_ctl *ctl);
 int sub_request_replay(struct sp_worker *w, struct conn *c, uint64_t after);
 void sub_replay_free(struct sp_replay *rp);
 void sub_flush_ctl(struct sp_worker *w);
+/* Send <c> to the router now, or behind earlier ones (ring full). */
+void sub_send_ctl(struct sp_worker *w, struct sp_ctl *c);
+
+/* worker_pub.c: POST /publish/<topic> (--http-publish) */
+void pub_on_head(struct sp_worker *w, struct conn *c, const struct sp_http_req *req,
+		 const char *body, size_t avail);
+void pub_on_body(struct sp_worker *w, struct conn *c, const char *buf, size_t len);
+void pub_on_answer(struct sp_worker *w, struct sp_pubreq *p);
 void sub_teardown(struct sp_worker *w);
 
 #endif

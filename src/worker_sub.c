@@ -41,7 +41,7 @@ static void ctl_put(struct sp_worker_local *L, struct sp_ctl *c)
 }
 
 /* Send <c> to the router now, or keep it in order behind earlier ones. */
-static void ctl_send(struct sp_worker *w, struct sp_ctl *c)
+void sub_send_ctl(struct sp_worker *w, struct sp_ctl *c)
 {
 	struct sp_worker_local *L = w->local;
 
@@ -123,7 +123,7 @@ static struct wtopic *wtopic_get(struct sp_worker *w, const char *name, size_t l
 		return NULL;
 	}
 	sp_tmap_insert(&L->topics, &t->node);
-	ctl_send(w, t->pending);
+	sub_send_ctl(w, t->pending);
 	return t;
 }
 
@@ -154,7 +154,7 @@ static void wtopic_release_if_empty(struct sp_worker *w, struct wtopic *t)
 	 * in order, and its ack will find no matching wtopic. */
 	struct sp_ctl *c = ctl_new(w, SP_CTL_UNSUB, t);
 	if (c != NULL)
-		ctl_send(w, c);
+		sub_send_ctl(w, c);
 	else
 		sp_log(SP_LOG_ERROR, "out of memory: UNSUB lost", "topic=%s", t->name);
 	free(t->subs);
@@ -231,7 +231,7 @@ int sub_request_replay(struct sp_worker *w, struct conn *c, uint64_t after)
 	}
 	c->replay_inflight = true;
 	c->nwaiting++;
-	ctl_send(w, &rp->hdr);
+	sub_send_ctl(w, &rp->hdr);
 	return 0;
 }
 
@@ -273,6 +273,10 @@ void sub_on_ack(struct sp_worker *w, struct sp_ctl *ctl)
 
 	if (ctl->type == SP_CTL_REPLAY) {
 		on_replay(w, (struct sp_replay *)ctl);
+		return;
+	}
+	if (ctl->type == SP_CTL_PUBLISH) {
+		pub_on_answer(w, (struct sp_pubreq *)ctl);
 		return;
 	}
 	if (ctl->type == SP_CTL_SUB) {

@@ -66,6 +66,12 @@ ssize_t sp_auth_token(const struct sp_http_req *req, const char *cookie, char *o
 int sp_auth_verify(const struct sp_auth *a, const char *token, uint64_t now_s,
 		   struct sp_grant *g, const char **reason);
 
+/* Is <got>[0..glen) the publisher token <want> (--pub-token)? In time that
+ * depends on neither where they differ nor <want>'s length: every one of
+ * the SP_TOKEN_MAX possible bytes is compared. Line protocol and HTTP
+ * publish both. */
+bool sp_auth_pub_token_equal(const char *want, const char *got, size_t glen);
+
 /* May the holder of <g> (NULL: no token) subscribe to the topic or
  * pattern <want>[0..len)? True if a --public-topics pattern or one of the
  * grant's patterns covers it. */

@@ -33,6 +33,7 @@
 
 #include "spout/config.h"
 #include "spout/connlimit.h"
+#include "spout/frame.h"
 #include "spout/hist.h"
 #include "spout/ring.h"
 #include "spout/stats.h"
@@ -42,7 +43,7 @@
 #define SP_CTL_RING 4096
 
 /* A request from a worker to the router, answered on the frame ring. */
-enum sp_ctl_type { SP_CTL_SUB = 1, SP_CTL_UNSUB, SP_CTL_REPLAY };
+enum sp_ctl_type { SP_CTL_SUB = 1, SP_CTL_UNSUB, SP_CTL_REPLAY, SP_CTL_PUBLISH };
 
 struct sp_ctl {
 	enum sp_ctl_type type;
@@ -84,6 +85,27 @@ struct sp_replay {
 	char names[];
 };
 
+/*
+ * SP_CTL_PUBLISH: an HTTP publish (POST /publish/<topic>, worker_pub.c).
+ * The worker fills the request half; the router routes the event (through
+ * Redis in cluster mode) and pushes the message back on the frame ring,
+ * after the event's own frame, with the answer filled in.
+ */
+struct sp_pubreq {
+	struct sp_ctl hdr;            /* hdr.topic, topic_len, topic_hash: the topic */
+	/* request (worker) */
+	void *conn;                   /* the worker's cookie; router ignores it */
+	struct sp_ipaddr client;      /* --pub-max-rate counts per address */
+	uint16_t event_len;           /* 0: no event type */
+	char event[SP_EVENT_TYPE_MAX + 1];
+	size_t data_len;
+	/* answer (router) */
+	uint64_t id;                  /* the event's id, or 0 when refused */
+	int status;                   /* HTTP status of a refusal */
+	const char *err;              /* static reason of a refusal */
+	char data[];
+};
+
 #define SP_RING_TAG_CTL ((uintptr_t)1)
 
 /* Counters a worker owns (written only by it; read by /metrics). */
@@ -123,6 +145,7 @@ struct sp_worker_stats {
 	sp_counter auth_invalid;      /* 401: bad, expired or refused token */
 	sp_counter auth_forbidden;    /* 403: a topic the token does not grant */
 	sp_counter closed_token_expired; /* streams ended when their token expired */
+	sp_counter pub_auth_failures; /* POST /publish with a wrong --pub-token */
 };
 
 struct sp_router_stats {
@@ -136,6 +159,8 @@ struct sp_router_stats {
 	sp_counter pub_rate_limited;  /* ERR rate limit (--pub-max-rate) */
 	sp_counter pub_idle_closed;   /* closed by --pub-idle-timeout-ms (or no AUTH in time) */
 	sp_counter pub_rejected_conns;/* refused past --pub-max-conns */
+	sp_counter http_publishes;    /* POST /publish answered with an id */
+	sp_counter http_publish_errors; /* ... refused by the router (rate, backplane) */
 	sp_counter stalls;            /* times a full frame ring paused publishers */
 	sp_counter stall_ns;
 	sp_counter topics;            /* gauge: topics with subscribers */

@@ -27,6 +27,7 @@ enum sp_http_method {
 	SP_HTTP_GET = 1,
 	SP_HTTP_HEAD,
 	SP_HTTP_OPTIONS,
+	SP_HTTP_POST,           /* POST /publish/<topic> only */
 	SP_HTTP_OTHER,          /* any other method: 405 */
 };
 
@@ -51,6 +52,10 @@ struct sp_http_req {
 	size_t authorization_len;
 	const char *cookie;
 	size_t cookie_len;
+	const char *expect;           /* Expect (POST /publish) */
+	size_t expect_len;
+	const char *spout_event;      /* Spout-Event: the published event's type */
+	size_t spout_event_len;
 	const char *xff[SP_HTTP_XFF_MAX];  /* X-Forwarded-For lines, in order */
 	size_t xff_len[SP_HTTP_XFF_MAX];
 	unsigned nxff;

@@ -49,6 +49,14 @@ static inline void sp_list_add_tail(struct sp_list *head, struct sp_list *node)
 	head->prev = node;
 }
 
+static inline void sp_list_add(struct sp_list *head, struct sp_list *node)
+{
+	node->prev = head;
+	node->next = head->next;
+	head->next->prev = node;
+	head->next = node;
+}
+
 /* Move <node> (linked or not) to the tail of <head>. */
 static inline void sp_list_move_tail(struct sp_list *head, struct sp_list *node)
 {

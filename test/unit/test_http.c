@@ -131,7 +131,7 @@ static const struct good_case good_cases[] = {
 	  SP_HTTP_OTHER, 1, 1, true, "/events/a", NULL, "x", NULL },
 	{ "POST /publish HTTP/1.1" CRLF "Host: x" CRLF
 	  "Content-Length: 5" CRLF CRLF,
-	  SP_HTTP_OTHER, 1, 1, true, "/publish", NULL, "x", NULL },
+	  SP_HTTP_POST, 1, 1, true, "/publish", NULL, "x", NULL },
 	{ "GET /metrics?fmt=prom HTTP/1.1" CRLF "Host: x" CRLF
 	  "Connection: close" CRLF CRLF,
 	  SP_HTTP_GET, 1, 1, false, "/metrics", "fmt=prom", "x",
@@ -450,7 +450,7 @@ Test(http, body_framing_reported)
 	cr_assert_eq(parse_whole(te, sizeof(te) - 1, &req, &reason), 0);
 	cr_expect_eq(req.content_length, 0);
 	cr_expect(req.chunked_body);
-	cr_expect_eq(req.method, SP_HTTP_OTHER);
+	cr_expect_eq(req.method, SP_HTTP_POST);
 }
 
 /* sp_http_parse reads up to the end of the head and no further, and a
@@ -992,4 +992,22 @@ Test(http, too_many_x_forwarded_for_lines)
 	n += snprintf(raw + n, sizeof(raw) - (size_t)n, "X-Forwarded-For: 10.0.0.99\r\n\r\n");
 	cr_expect_eq(parse_whole(raw, (size_t)n, &req, &reason), 400);
 	cr_expect_str_eq(reason, "too many X-Forwarded-For headers");
+}
+
+Test(http, post_with_expect_and_event_type)
+{
+	const char raw[] = "POST /publish/news HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+			   "Expect: 100-continue\r\nSpout-Event: alert\r\n\r\n";
+	struct sp_http_req req;
+	const char *reason;
+
+	cr_assert_eq(parse_whole(raw, sizeof(raw) - 1, &req, &reason), 0);
+	cr_expect_eq(req.method, SP_HTTP_POST);
+	cr_expect_eq(req.content_length, 5);
+	expect_field("expect", req.expect, req.expect_len, "100-continue");
+	expect_field("spout_event", req.spout_event, req.spout_event_len, "alert");
+	const char dup[] = "POST /publish/news HTTP/1.1\r\nHost: x\r\nSpout-Event: a\r\n"
+			   "Spout-Event: b\r\n\r\n";
+	cr_expect_eq(parse_whole(dup, sizeof(dup) - 1, &req, &reason), 400);
+	cr_expect_str_eq(reason, "duplicate Spout-Event header");
 }
