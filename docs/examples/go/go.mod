@@ -1,0 +1,3 @@
+module example.com/spout-examples
+
+go 1.19
