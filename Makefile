@@ -100,7 +100,7 @@ LDLIBS  := $(LDLIBS_BASE)
 SRC      := $(wildcard src/*.c)
 LIB_SRC  := $(filter-out src/main.c,$(SRC))
 OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
-LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/dashboard_html.o
 UNIT_SRC := $(wildcard test/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:test/unit/%.c=$(BUILD)/test/%)
 FUZZ_SRC := $(filter-out test/fuzz/replay.c,$(wildcard test/fuzz/fuzz_*.c))
@@ -125,6 +125,24 @@ $(FLAGSTAMP): FORCE
 FORCE:
 
 $(BUILD)/obj/%.o: src/%.c $(FLAGSTAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The live dashboard's page (src/dashboard.html), compiled in as one C
+# string: sed escapes \ and " and ends each line with \n (no xxd or
+# python needed, so `make run` works on a bare system).
+$(BUILD)/gen/dashboard_html.c: src/dashboard.html
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from src/dashboard.html by the Makefile: edit that */'; \
+	  echo '#include <stddef.h>'; \
+	  echo 'extern const char sp_dash_html[];'; \
+	  echo 'extern const size_t sp_dash_html_len;'; \
+	  echo 'const char sp_dash_html[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; \
+	  echo 'const size_t sp_dash_html_len = sizeof(sp_dash_html) - 1;'; } > $@
+
+$(BUILD)/obj/dashboard_html.o: $(BUILD)/gen/dashboard_html.c $(FLAGSTAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

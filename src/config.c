@@ -58,6 +58,9 @@ static const struct opt opts[] = {
 	{ "http-publish", OPT_BOOL, OFF(http_publish), 0, 0, "no",
 	  "also accept POST /publish/<topic> on --http (same token, limits and ids as the "
 	  "line protocol); off a loopback --http it needs --pub-token or --pub-insecure" },
+	{ "dashboard", OPT_BOOL, OFF(dashboard), 0, 0, "yes",
+	  "serve the live dashboard at GET /dashboard (operational data, like /metrics: "
+	  "keep both away from the public side of a load balancer)" },
 	{ "auth", OPT_AUTH, OFF(auth_mode), 0, 0, "auto",
 	  "subscriber auth: off | optional (token checked if sent; without one, public "
 	  "topics only) | required; auto = required when a JWT key is set, else off" },

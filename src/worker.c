@@ -107,6 +107,8 @@ void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why)
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
+	if (c->dash)
+		dash_forget(w, c);
 	c->state = CS_CLOSING;
 	sp_list_del(&c->timer_link);
 	sp_list_del(&c->blocked_link);
@@ -412,6 +414,7 @@ static void run_timers(struct sp_worker *w)
 			break;
 		conn_close(w, c, CLOSE_WRITE_TIMEOUT);
 	}
+	dash_tick(w);
 	struct sp_heap_node *nd;
 	while ((nd = sp_heap_min(&L->expiring)) != NULL && nd->key <= now) {
 		struct conn *c = sp_container_of(nd, struct conn, expiry);
@@ -548,6 +551,7 @@ static void worker_teardown(struct sp_worker *w)
 	}
 	sub_teardown(w);
 	sp_heap_free(&L->expiring);
+	free(L->dash_prev);
 	if (L->topics.buckets != NULL)
 		sp_tmap_destroy(&L->topics);
 	sp_wref_pool_destroy(&L->pool);

@@ -82,6 +82,12 @@ void http_respond(struct sp_worker *w, struct conn *c, int status, const char *c
 	respond(w, c, status, ctype, extra, body, body_len, false);
 }
 
+void http_respond_head(struct sp_worker *w, struct conn *c, int status, const char *ctype,
+		       const char *extra, const char *body, size_t body_len, bool head_only)
+{
+	respond(w, c, status, ctype, extra, body, body_len, head_only);
+}
+
 /* An error answer with a one-line reason as the body. */
 void http_fail_with(struct sp_worker *w, struct conn *c, int status, const char *extra,
 		    const char *reason)
@@ -551,6 +557,10 @@ void http_on_head(struct sp_worker *w, struct conn *c, const char *buf, size_t l
 		on_ready(w, c, &req);
 	else if (path_is(&req, "/metrics"))
 		on_simple(w, c, &req, true);
+	else if (path_is(&req, "/dashboard") || path_is(&req, "/dashboard/"))
+		dash_on_request(w, c, &req, false);
+	else if (path_is(&req, "/dashboard/events"))
+		dash_on_request(w, c, &req, true);
 	else if (req.path_len > 9 && memcmp(req.path, "/publish/", 9) == 0)
 		pub_on_head(w, c, &req, buf + len, avail - len);
 	else

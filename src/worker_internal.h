@@ -15,6 +15,7 @@
 
 #include "spout/auth.h"
 #include "spout/broker.h"
+#include "spout/dashboard.h"
 #include "spout/ev.h"
 #include "spout/heap.h"
 #include "spout/http.h"
@@ -46,6 +47,8 @@ enum close_reason {
 	CLOSE_SHUTDOWN,
 	CLOSE_TOKEN_EXPIRED, /* its token expired before the stream started */
 };
+
+#define SP_DASH_VIEWERS 32   /* dashboard streams per worker */
 
 struct conn;
 struct wtopic;
@@ -85,6 +88,7 @@ struct conn {
 	uint16_t nwaiting;       /* acks (and a replay answer) still to come */
 	bool replay_inflight;    /* a REPLAY is with the router: see conn_free */
 	bool pub_inflight;       /* a PUBLISH is with the router: see conn_free */
+	bool dash;               /* a dashboard stats stream, in L->dash */
 	struct sp_pubreq *pub;   /* POST /publish while its body is read */
 	uint32_t body_have;      /* ... bytes of it so far */
 	uint8_t gap;             /* enum sp_gap to announce when streaming starts */
@@ -120,6 +124,10 @@ struct sp_worker_local {
 	struct sp_list all;          /* every open connection */
 	struct sp_list zombies;      /* closed, but a REPLAY answer is still due */
 	struct sp_heap expiring;     /* streams whose token expires, soonest first */
+	struct conn *dash[SP_DASH_VIEWERS]; /* dashboard stats streams */
+	unsigned ndash;
+	uint64_t dash_next_ms;       /* next snapshot for them */
+	struct sp_dash_prev *dash_prev; /* totals at the last snapshot (rates) */
 	uint64_t rng;                /* xorshift state for retry jitter */
 	uint64_t log_window_ms;      /* shed log rate limit: current second */
 	uint32_t log_lines;          /* ... lines written in it */
@@ -174,6 +182,9 @@ void http_fail_with(struct sp_worker *w, struct conn *c, int status, const char 
 /* A complete response; the connection closes once it is written. */
 void http_respond(struct sp_worker *w, struct conn *c, int status, const char *ctype,
 		  const char *extra, const char *body, size_t body_len);
+/* The same, for a HEAD request without the body when <head_only>. */
+void http_respond_head(struct sp_worker *w, struct conn *c, int status, const char *ctype,
+		       const char *extra, const char *body, size_t body_len, bool head_only);
 void http_start_stream(struct sp_worker *w, struct conn *c);
 /* Drain: tell a stream a jittered retry:, end it cleanly, close it. */
 void http_end_stream(struct sp_worker *w, struct conn *c);
@@ -192,6 +203,12 @@ void sub_replay_free(struct sp_replay *rp);
 void sub_flush_ctl(struct sp_worker *w);
 /* Send <c> to the router now, or behind earlier ones (ring full). */
 void sub_send_ctl(struct sp_worker *w, struct sp_ctl *c);
+
+/* worker_dash.c: GET /dashboard, /dashboard/events (--dashboard) */
+void dash_on_request(struct sp_worker *w, struct conn *c, const struct sp_http_req *req,
+		     bool events);
+void dash_tick(struct sp_worker *w);                  /* once a second, if viewed */
+void dash_forget(struct sp_worker *w, struct conn *c); /* a viewer closes */
 
 /* worker_pub.c: POST /publish/<topic> (--http-publish) */
 void pub_on_head(struct sp_worker *w, struct conn *c, const struct sp_http_req *req,

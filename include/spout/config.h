@@ -85,6 +85,7 @@ struct sp_config {
 	uint32_t pub_max_rate;          /* events/s per publisher connection; 0 = no cap */
 	uint32_t pub_max_conns;
 	bool http_publish;          /* POST /publish/<topic> on the HTTP listener */
+	bool dashboard;             /* GET /dashboard and its stats stream */
 	/* subscribers: authentication (auth.c) */
 	enum sp_auth_mode auth_mode;
 	char jwt_secret[SP_JWT_SECRET_MAX];

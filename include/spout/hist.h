@@ -54,6 +54,22 @@ static inline uint64_t sp_hist_bound_ns(unsigned i)
 	return 1ull << (SP_HIST_MIN_SHIFT + i);
 }
 
+/* Bucket counts of a sp_hist_add histogram over an interval: the live
+ * dashboard's window (buckets then inf). */
+struct sp_hist_window {
+	uint64_t bucket[SP_HIST_BUCKETS + 1];
+};
+
+/* Add <n> histograms' current counts into <w> (zeroed first). Any thread. */
+void sp_hist_snapshot(struct sp_hist_window *w, struct sp_hist *const *hists, unsigned n);
+
+/* The <q> quantile (0..1) of what was recorded between snapshots <old> and
+ * <now>, in ns: linear within the bucket it falls in, as Prometheus'
+ * histogram_quantile does; the last bound for the +Inf bucket; 0 when
+ * nothing was recorded. */
+double sp_hist_window_quantile(const struct sp_hist_window *old,
+			       const struct sp_hist_window *now, double q);
+
 /* Write <n> duration histograms (sp_hist_add) summed as one Prometheus
  * histogram family <name> in seconds (with HELP and TYPE). Any thread. */
 void sp_hist_render(FILE *f, const char *name, const char *help,

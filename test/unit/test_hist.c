@@ -52,3 +52,29 @@ Test(hist, render_sums_histograms_cumulatively)
 	cr_assert(strstr(buf, "x_seconds_sum 0.0050035") != NULL, "%s", buf);
 	free(buf);
 }
+
+/* The dashboard's quantiles over a window between two snapshots. */
+Test(hist, window_quantiles)
+{
+	static struct sp_hist h;
+	struct sp_hist *hs[1] = { &h };
+	struct sp_hist_window w0, w1, w2;
+
+	sp_hist_add(&h, 100000000);              /* before the window: ignored */
+	sp_hist_snapshot(&w0, hs, 1);
+	cr_expect_eq(sp_hist_window_quantile(&w0, &w0, 0.5), 0, "nothing recorded: 0");
+	for (int i = 0; i < 98; i++)
+		sp_hist_add(&h, 3000);               /* bucket 2: [2048, 4096) ns */
+	sp_hist_add(&h, 1000000);                /* bucket 10: [2^19, 2^20) ns */
+	sp_hist_add(&h, 1000000);
+	sp_hist_snapshot(&w1, hs, 1);
+	double p50 = sp_hist_window_quantile(&w0, &w1, 0.5);
+	cr_expect(p50 >= 2048 && p50 <= 4096, "p50 in the 3 us bucket: %f", p50);
+	double p99 = sp_hist_window_quantile(&w0, &w1, 0.99);
+	cr_expect(p99 >= 524288 && p99 <= 1048576, "p99 in the 1 ms bucket: %f", p99);
+	cr_expect(sp_hist_window_quantile(&w0, &w1, 0.0) <= sp_hist_window_quantile(&w0, &w1, 1.0));
+	/* the +Inf bucket answers the last bound */
+	sp_hist_add(&h, 1ull << 40);
+	sp_hist_snapshot(&w2, hs, 1);
+	cr_expect_eq(sp_hist_window_quantile(&w1, &w2, 0.5), (double)sp_hist_bound_ns(SP_HIST_BUCKETS - 1));
+}
