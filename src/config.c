@@ -599,7 +599,15 @@ static void warn_unknown_env(FILE *err)
 		if (strncmp(*e, "SPOUT_", 6) != 0 || eq == NULL)
 			continue;
 		size_t n = (size_t)(eq - *e);
+		/* the command-line clients' own variables (spout-sub(1)), and
+		 * the test runner's; SPOUT_PUB_TOKEN[_FILE] is both spoutd's
+		 * and spout-pub's */
+		static const char *const clients[] = { "SPOUT_SUB_TOKEN", "SPOUT_SUB_TOKEN_FILE",
+							"SPOUT_PUB_BIN", "SPOUT_SUB_BIN",
+							"SPOUT_BENCH" };
 		bool known = false;
+		for (size_t i = 0; i < sizeof(clients) / sizeof(clients[0]) && !known; i++)
+			known = strlen(clients[i]) == n && strncmp(clients[i], *e, n) == 0;
 		for (size_t i = 0; i < NOPTS && !known; i++) {
 			env_name(opts[i].flag, env, sizeof(env));
 			known = strlen(env) == n && strncmp(env, *e, n) == 0;

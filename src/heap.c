@@ -6,72 +6,72 @@
 
 #include "spout/heap.h"
 
-static void place(struct sp_heap *h, uint32_t i, struct sp_heap_node *nd)
+static void place(struct sp_heap *h, uint32_t i, struct sp_heap_entry e)
 {
-	h->v[i] = nd;
-	nd->idx = i;
+	h->v[i] = e;
+	*e.pos = i;
 }
 
 static void sift_up(struct sp_heap *h, uint32_t i)
 {
-	struct sp_heap_node *nd = h->v[i];
+	struct sp_heap_entry e = h->v[i];
 
 	while (i > 0) {
 		uint32_t parent = (i - 1) / 2;
-		if (h->v[parent]->key <= nd->key)
+		if (h->v[parent].key <= e.key)
 			break;
 		place(h, i, h->v[parent]);
 		i = parent;
 	}
-	place(h, i, nd);
+	place(h, i, e);
 }
 
 static void sift_down(struct sp_heap *h, uint32_t i)
 {
-	struct sp_heap_node *nd = h->v[i];
+	struct sp_heap_entry e = h->v[i];
 
 	for (;;) {
 		uint32_t c = 2 * i + 1;
 		if (c >= h->n)
 			break;
-		if (c + 1 < h->n && h->v[c + 1]->key < h->v[c]->key)
+		if (c + 1 < h->n && h->v[c + 1].key < h->v[c].key)
 			c++;
-		if (nd->key <= h->v[c]->key)
+		if (e.key <= h->v[c].key)
 			break;
 		place(h, i, h->v[c]);
 		i = c;
 	}
-	place(h, i, nd);
+	place(h, i, e);
 }
 
-int sp_heap_push(struct sp_heap *h, struct sp_heap_node *nd, uint64_t key)
+int sp_heap_push(struct sp_heap *h, void *item, uint32_t *pos, uint64_t key)
 {
 	if (h->n == h->cap) {
 		uint32_t cap = h->cap ? h->cap * 2 : 64;
-		struct sp_heap_node **v = realloc(h->v, cap * sizeof(*v));
+		struct sp_heap_entry *v = realloc(h->v, cap * sizeof(*v));
 		if (v == NULL)
 			return -ENOMEM;
 		h->v = v;
 		h->cap = cap;
 	}
-	nd->key = key;
-	h->v[h->n] = nd;
+	h->v[h->n] = (struct sp_heap_entry){ .key = key, .item = item, .pos = pos };
+	*pos = h->n;
 	sift_up(h, h->n++);
 	return 0;
 }
 
-void sp_heap_remove(struct sp_heap *h, struct sp_heap_node *nd)
+void sp_heap_remove(struct sp_heap *h, uint32_t *pos)
 {
-	uint32_t i = nd->idx;
+	uint32_t i = *pos;
 
-	if (i == SP_HEAP_NONE || i >= h->n || h->v[i] != nd)
+	if (i == SP_HEAP_NONE || i >= h->n || h->v[i].pos != pos)
 		return;
-	nd->idx = SP_HEAP_NONE;
-	struct sp_heap_node *last = h->v[--h->n];
+	*pos = SP_HEAP_NONE;
+	struct sp_heap_entry last = h->v[--h->n];
 	if (i == h->n)
 		return;
 	place(h, i, last);
-	if (i > 0 && h->v[(i - 1) / 2]->key > last->key)
+	if (i > 0 && h->v[(i - 1) / 2].key > last.key)
 		sift_up(h, i);
 	else
 		sift_down(h, i);

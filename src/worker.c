@@ -113,7 +113,7 @@ void conn_close(struct sp_worker *w, struct conn *c, enum close_reason why)
 	sp_list_del(&c->timer_link);
 	sp_list_del(&c->blocked_link);
 	sp_list_del(&c->pending_link);
-	sp_heap_remove(&w->local->expiring, &c->expiry);
+	sp_heap_remove(&w->local->expiring, &c->expiry_pos);
 	c->want_flush = false;
 	c->next_close = w->local->close_list;
 	w->local->close_list = c;
@@ -350,7 +350,7 @@ static void adopt(struct sp_worker *w, int fd)
 	c->fd = fd;
 	c->state = CS_READING;
 	c->t_ms = L->now_ms;
-	sp_heap_node_init(&c->expiry);
+	c->expiry_pos = SP_HEAP_NONE;
 	classify_peer(w, c);
 	if (sp_ev_add(&L->ev, fd, SP_EV_READ | SP_EV_WRITE, c) != 0) {
 		close(fd);
@@ -415,14 +415,14 @@ static void run_timers(struct sp_worker *w)
 		conn_close(w, c, CLOSE_WRITE_TIMEOUT);
 	}
 	dash_tick(w);
-	struct sp_heap_node *nd;
-	while ((nd = sp_heap_min(&L->expiring)) != NULL && nd->key <= now) {
-		struct conn *c = sp_container_of(nd, struct conn, expiry);
-		sp_heap_remove(&L->expiring, nd);
-		if (c->state == CS_STREAMING)
-			http_expire_stream(w, c);
+	struct conn *ex;
+	uint64_t due;
+	while ((ex = sp_heap_min(&L->expiring, &due)) != NULL && due <= now) {
+		sp_heap_remove(&L->expiring, &ex->expiry_pos);
+		if (ex->state == CS_STREAMING)
+			http_expire_stream(w, ex);
 		else
-			conn_close(w, c, CLOSE_TOKEN_EXPIRED);
+			conn_close(w, ex, CLOSE_TOKEN_EXPIRED);
 	}
 	while ((it = sp_list_first(&L->idle)) != NULL) {
 		struct conn *c = sp_container_of(it, struct conn, timer_link);

@@ -366,7 +366,7 @@ static int authorize(struct sp_worker *w, struct conn *c, const struct sp_http_r
 			 * clock: convert the time left. */
 			uint64_t end_s = g->exp_s + w->broker->cfg->jwt_leeway_s;
 			uint64_t left_ms = end_s > now_s ? (end_s - now_s) * 1000 : 0;
-			if (sp_heap_push(&L->expiring, &c->expiry, L->now_ms + left_ms) != 0) {
+			if (sp_heap_push(&L->expiring, c, &c->expiry_pos, L->now_ms + left_ms) != 0) {
 				http_fail(w, c, 503, "out of memory");
 				return -1;
 			}

@@ -89,20 +89,19 @@ struct conn {
 	bool replay_inflight;    /* a REPLAY is with the router: see conn_free */
 	bool pub_inflight;       /* a PUBLISH is with the router: see conn_free */
 	bool dash;               /* a dashboard stats stream, in L->dash */
-	struct sp_pubreq *pub;   /* POST /publish while its body is read */
-	uint32_t body_have;      /* ... bytes of it so far */
 	uint8_t gap;             /* enum sp_gap to announce when streaming starts */
+	uint32_t rlen;           /* READING: bytes in rbuf; BODY: body bytes in pub */
+	uint32_t expiry_pos;     /* token expiry: place in L->expiring, or SP_HEAP_NONE */
 	uint64_t last_id;        /* newest event id queued: no duplicates */
 	uint64_t resume_after;   /* the client's Last-Event-ID, for spout-gap */
 	struct sp_ipaddr client; /* the peer, or who a trusted proxy says it is */
-	struct sp_heap_node expiry; /* token expiry (ms) in L->expiring; key 0 = none */
 	struct sp_replay *replay;/* answered replay waiting for the stream head */
+	struct sp_pubreq *pub;   /* POST /publish while its body is read */
 	uint64_t t_ms;           /* READING: accept time; STREAMING: last write */
 	uint64_t progress_ms;    /* last write progress while blocked */
 	struct sp_outq q;
 	struct sub *subs;
 	char *rbuf;              /* partial request head, only if it came in pieces */
-	uint32_t rlen;
 	struct sp_list timer_link;   /* reading list or idle list, by t_ms */
 	struct sp_list blocked_link; /* blocked list, by progress_ms */
 	struct sp_list pending_link; /* pending-flush list */

@@ -144,9 +144,9 @@ void pub_on_head(struct sp_worker *w, struct conn *c, const struct sp_http_req *
 	if (check_head(w, c, req, &p) != 0)
 		return;
 	c->pub = p;
-	c->body_have = avail < p->data_len ? avail : p->data_len;
-	memcpy(p->data, body, c->body_have);
-	if (c->body_have == p->data_len) {
+	c->rlen = avail < p->data_len ? avail : p->data_len;
+	memcpy(p->data, body, c->rlen);
+	if (c->rlen == p->data_len) {
 		submit(w, c);
 		return;
 	}
@@ -164,13 +164,13 @@ void pub_on_head(struct sp_worker *w, struct conn *c, const struct sp_http_req *
 void pub_on_body(struct sp_worker *w, struct conn *c, const char *buf, size_t len)
 {
 	struct sp_pubreq *p = c->pub;
-	size_t take = p->data_len - c->body_have;
+	size_t take = p->data_len - c->rlen;
 
 	if (take > len)
 		take = len;
-	memcpy(p->data + c->body_have, buf, take);
-	c->body_have += take;
-	if (c->body_have == p->data_len)
+	memcpy(p->data + c->rlen, buf, take);
+	c->rlen += take;
+	if (c->rlen == p->data_len)
 		submit(w, c);
 }
 
