@@ -22,6 +22,11 @@ build_pkgs=(gcc make pkg-config libjemalloc-dev libxxhash-dev libhttp-parser-dev
 # namespace's link with netem, or where the kernel has no netem with NFQUEUE
 # rules feeding build/netdelay (tools/netdelay/, built when the library is here).
 test_pkgs=(libcriterion-dev curl python3 procps iproute2 openssl clang libclang-rt-14-dev cppcheck clang-tidy redis-server haproxy iptables libnetfilter-queue-dev)
+# ---- command-line clients (issue 8) ----
+# man-db (man, and groff to render): test_cli.py checks that docs/man/*.1
+# render without warnings (`man --warnings -l`).
+test_pkgs+=(man-db)
+# ---- end command-line clients ----
 bench_pkgs=(libck-dev gnuplot-nox)
 # The comparison peers. libnginx-mod-nchan needs Debian's `nginx` itself (it
 # depends on nginx-abi-1.22.1-7, which only `nginx` provides; nginx-light is

@@ -71,7 +71,9 @@ run_unit() {
 run_integration() {
 	echo "== integration ($build/spoutd)"
 	local out
+	# SPOUT_PUB_BIN/SPOUT_SUB_BIN: the command-line clients (test_cli.py).
 	SPOUTD="$build/spoutd" SPOUT_BENCH="$build/spout-bench" \
+		SPOUT_PUB_BIN="$build/spout-pub" SPOUT_SUB_BIN="$build/spout-sub" \
 		python3 test/integration/run.py "$@" | tee "$log_dir/integration-$(basename "$build").log"
 	out=$(tail -1 "$log_dir/integration-$(basename "$build").log")
 	if [[ "$out" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
