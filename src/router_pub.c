@@ -163,8 +163,11 @@ static enum svc process(struct sp_router *r, struct pubconn *pc)
 		uint64_t id;
 		int rc;
 		struct sp_event ev;
+		/* Before AUTH: AUTH, QUIT, and PING (a load balancer's health
+		 * check cannot authenticate; PONG tells nothing a connect does
+		 * not, and the AUTH deadline still runs). */
 		if (!pc->authed && cmd.type != SP_LP_AUTH && cmd.type != SP_LP_QUIT &&
-		    cmd.type != SP_LP_ERROR) {
+		    cmd.type != SP_LP_PING && cmd.type != SP_LP_ERROR) {
 			reply_err(r, pc, "auth required: send AUTH <token> first");
 			off += (size_t)n;
 			continue;

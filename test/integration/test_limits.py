@@ -222,9 +222,10 @@ def publisher_idle_timeout_and_auth_deadline():
         eq(b.metric('spout_limit_rejections_total{limit="pub_idle"}'), 1, "counted")
     with Broker("--pub-token", "tok-123", "--header-timeout-ms", "500") as b:
         with b.publisher() as p:
-            for _ in range(3):   # traffic does not extend the AUTH deadline
-                p.send_raw(b"PING\n")
-                check(p.read_line().startswith("ERR auth required"), "before AUTH")
+            for _ in range(3):   # traffic (PINGs too) does not extend the AUTH deadline
+                p.send_raw(b"PING\nPUB t x\n")
+                p.expect_line("PONG")
+                check(p.read_line().startswith("ERR auth required"), "PUB before AUTH")
                 time.sleep(0.1)
             p.expect_line("ERR auth required: no AUTH in time", timeout=3)
             p.expect_closed()
