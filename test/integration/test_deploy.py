@@ -13,7 +13,8 @@ import socket
 import subprocess
 
 from cluster import HAPROXY, HAProxy, RedisServer, unique_prefix
-from harness import Broker, check, eq, free_port, test, wait_for
+from harness import (ARTIFACTS, ROOT, Broker, check, eq, free_port, kill_pid, raw_http, spawn,
+                     spoutd_path, test, wait_for)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = os.path.join(ROOT, "deploy", "haproxy.cfg")
@@ -178,3 +179,92 @@ def _expect_sse_retry(lb, comments, what):
     m = re.search(rb"retry: (\d+)", r.body)
     check(m and 5000 <= int(m.group(1)) <= 10000, "%s: jittered retry 5-10 s: %r"
           % (what, r.body))
+
+
+# ---------------------------------------------------------------- shipped settings
+
+def _env_lines(path, start=None, stop=None):
+    """SPOUT_* settings of a deploy file, as a dict: `KEY: "v"` (YAML),
+    `KEY=v` (env file, Dockerfile ENV), from the line matching <start> up
+    to the first line matching <stop> after it."""
+    out, on = {}, start is None
+    with open(path) as f:
+        for line in f:
+            if not on:
+                on = re.search(start, line) is not None
+                if not on:
+                    continue
+            elif stop and re.search(stop, line):
+                break
+            m = re.match(r'\s*(?:ENV\s+)?(SPOUT_[A-Z0-9_]+)\s*[:=]\s*"?([^"\\\n]*)"?\s*\\?$', line)
+            if m:
+                out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def _start_with_env(env_vars, redis):
+    """spoutd with only these settings (no flags): the listeners' ports
+    swapped for free ones, Redis pointed at <redis>. Returns (http_port,
+    proc, log path)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOUT_")}
+    env.update(env_vars)
+    ports = {}
+    for k in ("SPOUT_HTTP", "SPOUT_PUB"):
+        host = env.get(k, "127.0.0.1:0").rsplit(":", 1)[0]
+        ports[k] = free_port("0.0.0.0")
+        env[k] = "%s:%d" % (host, ports[k])
+    if "SPOUT_REDIS" in env:
+        env["SPOUT_REDIS"] = redis.url
+        env["SPOUT_REDIS_PREFIX"] = unique_prefix()
+    env["SPOUT_DRAIN_MS"] = "0"
+    log_path = os.path.join(ARTIFACTS, "%s-%d.log" % (unique_prefix(), os.getpid()))
+    log = open(log_path, "wb")
+    p = spawn([spoutd_path()], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+    log.close()
+    return ports["SPOUT_HTTP"], p, log_path
+
+
+@test(timeout=90)
+def shipped_environments_start_and_serve():
+    """The settings deploy/ ships (the image's ENV, Compose's node
+    environment, the Kubernetes ConfigMap, the systemd env file) are all
+    names spoutd knows, and spoutd starts and answers /readyz with each."""
+    d = os.path.join(ROOT, "deploy")
+    image = _env_lines(os.path.join(d, "Dockerfile"), r"^ENV SPOUT_", r"^\s*$")
+    sources = {
+        "Dockerfile ENV": image,
+        "docker-compose.yml": dict(image, **_env_lines(os.path.join(d, "docker-compose.yml"),
+                                                       r"^x-spout-node:", r"^\s+stop_signal:")),
+        "k8s/configmap.yaml": dict(image, **_env_lines(os.path.join(d, "k8s", "configmap.yaml"),
+                                                       r"^data:")),
+        "spoutd.env": _env_lines(os.path.join(d, "spoutd.env")),
+    }
+    check("SPOUT_PUB_INSECURE" in image and image.get("SPOUT_PUB", "").startswith("0.0.0.0"),
+          "the image binds the publisher port on all interfaces: %r" % image)
+    with RedisServer() as redis:
+        for name, env_vars in sources.items():
+            check(len(env_vars) >= 2, "%s: settings found: %r" % (name, env_vars))
+            http, p, log = _start_with_env(env_vars, redis)
+            try:
+                def ready():
+                    if p.poll() is not None:
+                        return True
+                    try:
+                        return raw_http(http, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n",
+                                        timeout=1).status == 200
+                    except OSError:
+                        return False
+                wait_for(ready, 15, what="%s: /readyz 200" % name)
+                with open(log, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+                check(p.poll() is None, "%s: spoutd exited %s:\n%s" % (name, p.returncode, text))
+                check("is not a spoutd setting" not in text,
+                      "%s: a setting spoutd does not know:\n%s" % (name, text))
+            finally:
+                if p.poll() is None:
+                    os.kill(p.pid, signal.SIGTERM)
+                    try:
+                        p.wait(10)
+                    except subprocess.TimeoutExpired:
+                        kill_pid(p)
+            eq(p.returncode, 0, "%s: exit status after SIGTERM" % name)
