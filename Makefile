@@ -3,7 +3,8 @@
 # Targets:
 #   make            build build/spoutd and the tools (needs the -dev packages;
 #                   `make deps` installs them on Debian 12)
-#   make run        install what is missing, build, run spoutd on its defaults
+#   make run        install what is missing, build (spoutd and the clients),
+#                   run spoutd on its defaults
 #                   (pass flags with ARGS="--workers 2 ...")
 #   make test       install what is missing, build, run unit + integration tests
 #   make unit       Criterion unit tests only
@@ -262,7 +263,7 @@ deps:
 
 run: DEPS_PROFILE = run
 run: deps
-	@$(MAKE) --no-print-directory $(BUILD)/spoutd
+	@$(MAKE) --no-print-directory all
 	exec $(BUILD)/spoutd $(ARGS)
 
 test: DEPS_PROFILE = test
