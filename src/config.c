@@ -58,6 +58,9 @@ static const struct opt opts[] = {
 	{ "http-publish", OPT_BOOL, OFF(http_publish), 0, 0, "no",
 	  "also accept POST /publish/<topic> on --http (same token, limits and ids as the "
 	  "line protocol); off a loopback --http it needs --pub-token or --pub-insecure" },
+	{ "publish-dedup-s", OPT_U32, OFF(publish_dedup_s), 0, 86400, "600",
+	  "how long POST /publish remembers an idempotency key (?id= or Idempotency-Key), "
+	  "answering a retry with the first id instead of publishing twice; 0 = keys refused" },
 	{ "dashboard", OPT_BOOL, OFF(dashboard), 0, 0, "yes",
 	  "serve the live dashboard at GET /dashboard (operational data, like /metrics: "
 	  "keep both away from the public side of a load balancer)" },

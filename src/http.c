@@ -114,6 +114,7 @@ enum hdr_id {
 	HDR_X_FORWARDED_FOR,
 	HDR_EXPECT,
 	HDR_SPOUT_EVENT,
+	HDR_IDEMPOTENCY_KEY,
 	HDR_COUNT,
 	HDR_NONE = -1,
 };
@@ -145,6 +146,7 @@ static const struct hdr_desc {
 	 * over 1 KiB) and the event type of the published event. */
 	[HDR_EXPECT] = { "expect", 6, "duplicate Expect header" },
 	[HDR_SPOUT_EVENT] = { "spout-event", 11, "duplicate Spout-Event header" },
+	[HDR_IDEMPOTENCY_KEY] = { "idempotency-key", 15, "duplicate Idempotency-Key header" },
 };
 
 /* Store the value of header <h> in <req>; headers without a field there
@@ -180,6 +182,10 @@ static void store_header(struct sp_http_req *req, int h, const char *v,
 	case HDR_SPOUT_EVENT:
 		req->spout_event = v;
 		req->spout_event_len = n;
+		break;
+	case HDR_IDEMPOTENCY_KEY:
+		req->idempotency_key = v;
+		req->idempotency_key_len = n;
 		break;
 	case HDR_X_FORWARDED_FOR:
 		/* on_header_field counted this line; fill its slot */

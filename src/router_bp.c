@@ -827,12 +827,13 @@ static void on_published(redisAsyncContext *ac, void *reply, void *priv)
 
 	if (rep == NULL) {
 		sp_stat_add(&r->bp.publish_errors, 1);
-		wt->done(wt, 0, "backplane unavailable (the event may or may not be stored)");
+		wt->done(wt, 0, false, "backplane unavailable (the event may or may not be stored)");
 		return;
 	}
 	sp_rlink_replied(&bp->cmd, now_ms());
-	uint64_t id = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2
+	uint64_t id = rep->type == REDIS_REPLY_ARRAY && (rep->elements == 2 || rep->elements == 3)
 		      ? reply_u64(rep->element[0]) : 0;
+	bool dup = id != 0 && rep->elements == 3;
 	if (id == 0) {
 		sp_stat_add(&r->bp.publish_errors, 1);
 		sp_stat_add(&r->bp.errors, 1);
@@ -843,39 +844,52 @@ static void on_published(redisAsyncContext *ac, void *reply, void *priv)
 		 * NOSCRIPT: reconnecting loads it again. */
 		if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0)
 			sp_rlink_fail(&bp->cmd, "NOSCRIPT: Redis lost the scripts");
-		wt->done(wt, 0, why);
+		wt->done(wt, 0, false, why);
 		return;
 	}
 	if (id > bp->floor)
 		bp->floor = id;
-	sp_stat_add(&r->bp.publishes, 1);
-	wt->done(wt, id, NULL);
+	if (!dup)
+		sp_stat_add(&r->bp.publishes, 1);
+	wt->done(wt, id, dup, NULL);
 }
 
-int bp_publish(struct sp_router *r, struct pub_waiter *wt, const struct sp_event *ev)
+int bp_publish(struct sp_router *r, struct pub_waiter *wt, const struct sp_event *ev,
+	       uint64_t dedup)
 {
 	struct sp_bp *bp = r->local->bp;
-	char stream[KEY_MAX], channel[KEY_MAX], floor[24];
+	char stream[KEY_MAX], channel[KEY_MAX], floor[24], dkey[KEY_MAX], dttl[16];
 
 	if (!bp->up)
 		return -ENOTCONN;
 	stream_key(bp, ev->topic, ev->topic_len, stream);
 	int cl = snprintf(channel, sizeof(channel), "%s%.*s", bp->chan, (int)ev->topic_len, ev->topic);
 	snprintf(floor, sizeof(floor), "%llu", (unsigned long long)bp->floor);
-	const char *argv[] = { "EVALSHA", bp->sha_publish, "4", bp->key_seq, bp->key_base,
-			       bp->key_topics, stream, floor, bp->history, channel, ev->topic,
-			       ev->event ? ev->event : "", ev->data, bp->ttl_ms };
+	snprintf(dkey, sizeof(dkey), "{%s}:d:%016llx", bp->cfg->redis_prefix,
+		 (unsigned long long)dedup);
+	snprintf(dttl, sizeof(dttl), "%u", bp->cfg->publish_dedup_s);
+	/* argv[2] (the key count) and the dedup pair at the end are dropped
+	 * for a publish without an idempotency key: argc below. */
+	const char *argv[] = { "EVALSHA", bp->sha_publish, dedup ? "5" : "4", bp->key_seq,
+			       bp->key_base, bp->key_topics, stream, dkey, floor, bp->history,
+			       channel, ev->topic, ev->event ? ev->event : "", ev->data,
+			       bp->ttl_ms, dttl };
 	size_t lens[sizeof(argv) / sizeof(argv[0])];
 	/* topic, event and data point into the publisher's input buffer and
 	 * are not NUL-terminated: their lengths are set below, not measured. */
 	for (size_t i = 0; i < sizeof(argv) / sizeof(argv[0]); i++)
-		lens[i] = i >= 10 && i <= 12 ? 0 : strlen(argv[i]);
-	lens[9] = (size_t)cl;
-	lens[10] = ev->topic_len;
-	lens[11] = ev->event ? ev->event_len : 0;
-	lens[12] = ev->data_len;
-	if (sp_rlink_command(&bp->cmd, on_published, wt, (int)(sizeof(argv) / sizeof(argv[0])),
-			     argv, lens, now_ms()) != 0)
+		lens[i] = i >= 11 && i <= 13 ? 0 : strlen(argv[i]);
+	lens[10] = (size_t)cl;
+	lens[11] = ev->topic_len;
+	lens[12] = ev->event ? ev->event_len : 0;
+	lens[13] = ev->data_len;
+	int argc = (int)(sizeof(argv) / sizeof(argv[0]));
+	if (dedup == 0) {   /* no KEYS[5], no ARGV[8] */
+		memmove(&argv[7], &argv[8], (size_t)(argc - 8) * sizeof(argv[0]));
+		memmove(&lens[7], &lens[8], (size_t)(argc - 8) * sizeof(lens[0]));
+		argc -= 2;
+	}
+	if (sp_rlink_command(&bp->cmd, on_published, wt, argc, argv, lens, now_ms()) != 0)
 		return -ENOTCONN;
 	return 0;
 }

@@ -10,8 +10,10 @@
 #define SPOUT_ROUTER_BP_LUA_H
 
 /*
- * PUBLISH.  KEYS: seq, base, topics (zset), stream of the topic.
- * ARGV: floor, history (0 = no stream), channel, topic, event, data, ttl_ms.
+ * PUBLISH.  KEYS: seq, base, topics (zset), stream of the topic, and for an
+ * HTTP publish with an idempotency key the key's record.
+ * ARGV: floor, history (0 = no stream), channel, topic, event, data, ttl_ms,
+ * and with KEYS[5] how long the record lives, in seconds.
  *
  * The counter is created on first use (or after Redis lost it) above both
  * the caller's floor (the highest id that node has seen) and Redis' clock
@@ -19,9 +21,14 @@
  * records where this epoch of the counter began, which tells a resuming
  * client whether its id is from before it. The stream entry carries <p>,
  * the previous id on the topic, so a replay can tell trimmed history from
- * no history. Returns {id, base}.
+ * no history. Returns {id, base}; or, when KEYS[5] already holds an id,
+ * {that id, base, 1} and nothing is published (a retried POST).
  */
 static const char bp_lua_publish[] =
+	"if KEYS[5] then\n"
+	"  local prev = redis.call('GET', KEYS[5])\n"
+	"  if prev then return {prev, redis.call('GET', KEYS[2]) or '0', 1} end\n"
+	"end\n"
 	"local floor = tonumber(ARGV[1])\n"
 	"local seq = redis.call('GET', KEYS[1])\n"
 	"if not seq then\n"
@@ -43,6 +50,7 @@ static const char bp_lua_publish[] =
 	"  if ARGV[7] ~= '0' then redis.call('PEXPIRE', KEYS[4], ARGV[7]) end\n"
 	"end\n"
 	"redis.call('PUBLISH', ARGV[3], id .. ' ' .. base .. '\\n' .. ARGV[5] .. '\\n' .. ARGV[6])\n"
+	"if KEYS[5] then redis.call('SET', KEYS[5], id, 'EX', ARGV[8]) end\n"
 	"return {id, base}\n";
 
 /*

@@ -40,6 +40,54 @@ struct hpub_rate {
 	struct rate_slot slot[RATE_SLOTS];
 };
 
+/*
+ * Idempotency keys seen (single node; in cluster mode Redis keeps them, and
+ * this table only saves a round trip): a 4-way set-associative cache of
+ * (key hash, id, until). A set full of live keys gives up its oldest, so
+ * a key can be forgotten early only when more than 4 keys of one set
+ * (1 in 16384) are live at once; 1.5 MiB, allocated with the first key.
+ */
+#define DEDUP_SETS 16384
+#define DEDUP_WAYS 4
+
+struct dedup_slot {
+	uint64_t key, id, until_ms;
+};
+
+struct hpub_dedup {
+	struct dedup_slot set[DEDUP_SETS][DEDUP_WAYS];
+};
+
+static uint64_t dedup_lookup(struct sp_router_local *L, uint64_t key, uint64_t now)
+{
+	if (L->hpub_dedup == NULL)
+		return 0;
+	struct dedup_slot *s = L->hpub_dedup->set[key % DEDUP_SETS];
+	for (int i = 0; i < DEDUP_WAYS; i++)
+		if (s[i].key == key && s[i].until_ms > now)
+			return s[i].id;
+	return 0;
+}
+
+static void dedup_remember(struct sp_router *r, uint64_t key, uint64_t id, uint64_t now)
+{
+	struct sp_router_local *L = r->local;
+
+	if (L->hpub_dedup == NULL && (L->hpub_dedup = calloc(1, sizeof(*L->hpub_dedup))) == NULL)
+		return;   /* no memory: Redis (cluster) or nothing dedupes */
+	struct dedup_slot *s = L->hpub_dedup->set[key % DEDUP_SETS], *victim = &s[0];
+	for (int i = 0; i < DEDUP_WAYS; i++) {
+		if (s[i].key == key || s[i].until_ms <= now) {
+			victim = &s[i];
+			break;
+		}
+		if (s[i].until_ms < victim->until_ms)
+			victim = &s[i];
+	}
+	*victim = (struct dedup_slot){ .key = key, .id = id,
+				       .until_ms = now + (uint64_t)r->broker->cfg->publish_dedup_s * 1000 };
+}
+
 /* An HTTP publish in flight at the router. */
 struct hpub {
 	struct pub_waiter wt;         /* cluster mode: Redis' answer arrives here */
@@ -85,19 +133,22 @@ static void answer(struct sp_router *r, struct hpub *h, uint64_t id, int status,
 	req->id = id;
 	req->status = status;
 	req->err = err;
-	if (id != 0)
+	if (id != 0 && !req->dup)
 		sp_stat_add(&r->stats.http_publishes, 1);
-	else
+	else if (id == 0)
 		sp_stat_add(&r->stats.http_publish_errors, 1);
+	if (id != 0 && req->dedup != 0 && !req->dup)
+		dedup_remember(r, req->dedup, id, sp_now_ms());
 	router_ack(r, h->worker, &req->hdr);
 	free(h);
 }
 
-static void on_redis_answer(struct pub_waiter *wt, uint64_t id, const char *reason)
+static void on_redis_answer(struct pub_waiter *wt, uint64_t id, bool dup, const char *reason)
 {
 	struct hpub *h = (struct hpub *)wt;   /* wt is the first member */
 
-	if (id != 0)
+	h->req->dup = dup;
+	if (id != 0 && !dup)
 		sp_stat_add(&wt->r->stats.events_published, 1);
 	/* The reason's text is Redis' and gone after this call: the HTTP
 	 * answer says what the line protocol would, in a fixed string. */
@@ -117,8 +168,16 @@ static bool try_publish(struct sp_router *r, struct hpub *h)
 			       .data = req->data, .data_len = req->data_len };
 	uint64_t id;
 
+	if (req->dedup != 0) {
+		uint64_t prev = dedup_lookup(r->local, req->dedup, sp_now_ms());
+		if (prev != 0) {   /* a retry: the first publish's id, nothing new */
+			req->dup = true;
+			answer(r, h, prev, 0, NULL);
+			return true;
+		}
+	}
 	if (r->local->bp != NULL) {
-		int rc = bp_publish(r, &h->wt, &ev);
+		int rc = bp_publish(r, &h->wt, &ev, req->dedup);
 		if (rc == -ENOTCONN)
 			answer(r, h, 0, 503, "backplane unavailable");
 		else if (rc != 0)
@@ -189,4 +248,6 @@ void hpub_teardown(struct sp_router *r)
 	}
 	free(L->hpub_rate);
 	L->hpub_rate = NULL;
+	free(L->hpub_dedup);
+	L->hpub_dedup = NULL;
 }

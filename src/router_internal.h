@@ -36,10 +36,12 @@ struct hpub_rate;                 /* router_hpub.c */
 
 /* Who waits for a publish's answer from Redis (cluster mode): a publisher
  * connection (router_pub.c) or an HTTP publish (router_hpub.c). <done>
- * gets the event's id, or 0 and a reason; it runs on the router thread. */
+ * gets the event's id, or 0 and a reason; <dup>: the id of an earlier
+ * publish with the same idempotency key (nothing was published now). It
+ * runs on the router thread. */
 struct pub_waiter {
 	struct sp_router *r;
-	void (*done)(struct pub_waiter *wt, uint64_t id, const char *reason);
+	void (*done)(struct pub_waiter *wt, uint64_t id, bool dup, const char *reason);
 };
 
 struct pubconn {
@@ -95,6 +97,7 @@ struct sp_router_local {
 	struct sp_bp *bp;             /* cluster mode, else NULL */
 	struct sp_list hpub_wait;     /* HTTP publishes a full ring holds back, in order */
 	struct hpub_rate *hpub_rate;  /* --pub-max-rate per HTTP client address */
+	struct hpub_dedup *hpub_dedup;/* idempotency keys seen (router_hpub.c) */
 	/* Cluster mode: newest id pushed to workers. r->last_id is the newest
 	 * received, which may still wait in the backplane's inbox. */
 	uint64_t routed_id;
@@ -137,8 +140,11 @@ void bp_topic_removed(struct sp_router *r, struct rtopic *t);
 /* Whether SUB acks for an existing topic must wait for Redis. */
 bool bp_topic_waits(const struct sp_router *r, const struct rtopic *t);
 /* Publish through Redis: 0 (<wt>->done runs with the answer later),
- * -ENOTCONN, -ENOMEM. */
-int bp_publish(struct sp_router *r, struct pub_waiter *wt, const struct sp_event *ev);
+ * -ENOTCONN, -ENOMEM. <dedup>: an HTTP publish's idempotency key (hash of
+ * topic and key), 0 for none: Redis then publishes it once per
+ * --publish-dedup-s. */
+int bp_publish(struct sp_router *r, struct pub_waiter *wt, const struct sp_event *ev,
+	       uint64_t dedup);
 /* Answer <rp> from worker <w> from Redis' history (eventually). */
 void bp_replay(struct sp_router *r, unsigned w, struct sp_replay *rp);
 

@@ -196,7 +196,7 @@ static enum svc process(struct sp_router *r, struct pubconn *pc)
 						.data = cmd.data,
 						.data_len = cmd.data_len };
 			if (L->bp != NULL) {
-				rc = bp_publish(r, &pc->waiter, &ev);
+				rc = bp_publish(r, &pc->waiter, &ev, 0);
 				if (rc == 0)
 					pc->inflight++;
 				if (rc != 0 && pc->inflight > 0) {
@@ -318,7 +318,7 @@ void pub_close(struct sp_router *r, struct pubconn *pc)
 }
 
 /* cluster: a publish's Redis answer arrived (<id> 0 = failed, <reason>). */
-static void pub_published(struct pub_waiter *wt, uint64_t id, const char *reason)
+static void pub_published(struct pub_waiter *wt, uint64_t id, bool dup, const char *reason)
 {
 	struct pubconn *pc = sp_container_of(wt, struct pubconn, waiter);
 	struct sp_router *r = pc->r;

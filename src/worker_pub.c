@@ -20,11 +20,51 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "spout/frame.h"
 #include "spout/topic.h"
 #include "worker_internal.h"
 
 #define PUBLISH_PREFIX "/publish/"
+#define IDEM_KEY_MAX 128
+
+/* The request's idempotency key (?id= or Idempotency-Key) as a hash of
+ * topic and key, in <*out> (0: none). Returns 0, or -1 when answered 400. */
+static int idempotency_key(struct sp_worker *w, struct conn *c, const struct sp_http_req *req,
+			   const char *topic, size_t tl, uint64_t *out)
+{
+	char key[SP_TOPIC_MAX + 1 + IDEM_KEY_MAX + 1];
+	ssize_t kl;
+
+	*out = 0;
+	/* The key counts per topic: the same key on two topics is two events. */
+	memcpy(key, topic, tl);
+	key[tl] = '\0';
+	if (req->idempotency_key != NULL) {
+		kl = req->idempotency_key_len <= IDEM_KEY_MAX ? (ssize_t)req->idempotency_key_len : -1;
+		if (kl > 0)
+			memcpy(key + tl + 1, req->idempotency_key, (size_t)kl);
+	} else {
+		kl = sp_http_query_param(req, "id", key + tl + 1, IDEM_KEY_MAX + 1);
+		if (kl == -ENOENT)
+			return 0;
+	}
+	bool ok = kl > 0 && kl <= IDEM_KEY_MAX;
+	for (ssize_t i = 0; ok && i < kl; i++)
+		ok = (unsigned char)key[tl + 1 + i] > 0x20 && (unsigned char)key[tl + 1 + i] < 0x7f;
+	if (!ok) {
+		http_fail(w, c, 400, "invalid idempotency key (id): 1..128 printable bytes, no spaces");
+		return -1;
+	}
+	if (w->broker->cfg->publish_dedup_s == 0) {
+		http_fail(w, c, 400, "idempotency keys are off (--publish-dedup-s 0)");
+		return -1;
+	}
+	uint64_t h = XXH3_64bits(key, tl + 1 + (size_t)kl);
+	*out = h ? h : 1;   /* 0 means none */
+	return 0;
+}
 
 /* Send the complete request to the router; the answer comes back as an
  * ack (pub_on_answer). */
@@ -89,6 +129,9 @@ static int check_head(struct sp_worker *w, struct conn *c, const struct sp_http_
 		http_fail(w, c, 400, "invalid event type (1..64 printable bytes, no spaces)");
 		return -1;
 	}
+	uint64_t dedup;
+	if (idempotency_key(w, c, req, topic, (size_t)tl, &dedup) != 0)
+		return -1;
 	if (req->chunked_body) {
 		http_fail(w, c, 411, "Content-Length required (chunked bodies are not accepted)");
 		return -1;
@@ -114,6 +157,7 @@ static int check_head(struct sp_worker *w, struct conn *c, const struct sp_http_
 	memcpy(p->event, event, (size_t)el);
 	p->event_len = (uint16_t)el;
 	p->data_len = req->content_length;
+	p->dedup = dedup;
 	p->conn = c;
 	p->client = c->client;
 	*out = p;
@@ -131,7 +175,8 @@ void pub_on_head(struct sp_worker *w, struct conn *c, const struct sp_http_req *
 		http_respond(w, c, 204, NULL,
 			     "Allow: POST, OPTIONS\r\n"
 			     "Access-Control-Allow-Methods: POST, OPTIONS\r\n"
-			     "Access-Control-Allow-Headers: Authorization, Content-Type, Spout-Event\r\n"
+			     "Access-Control-Allow-Headers: Authorization, Content-Type, Spout-Event, "
+			     "Idempotency-Key\r\n"
 			     "Access-Control-Expose-Headers: Spout-Event-Id\r\n"
 			     "Access-Control-Max-Age: 86400\r\n", NULL, 0);
 		return;
@@ -185,11 +230,16 @@ void pub_on_answer(struct sp_worker *w, struct sp_pubreq *p)
 		free(c);
 	} else if (c->state == CS_PUBLISHING) {
 		if (p->id != 0) {
-			int n = snprintf(body, sizeof(body), "{\"id\":\"%llu\",\"topic\":\"%.*s\"}\n",
-					 (unsigned long long)p->id, (int)p->hdr.topic_len, p->hdr.topic);
+			/* 201 for a new event; 200 and "duplicate" when the key was
+			 * seen: the first publish's id, nothing published again */
+			int n = snprintf(body, sizeof(body),
+					 "{\"id\":\"%llu\",\"topic\":\"%.*s\"%s}\n",
+					 (unsigned long long)p->id, (int)p->hdr.topic_len, p->hdr.topic,
+					 p->dup ? ",\"duplicate\":true" : "");
 			snprintf(hdr, sizeof(hdr), "Spout-Event-Id: %llu\r\n",
 				 (unsigned long long)p->id);
-			http_respond(w, c, 201, "application/json", hdr, body, (size_t)n);
+			http_respond(w, c, p->dup ? 200 : 201, "application/json", hdr, body,
+				     (size_t)n);
 		} else {
 			http_fail_with(w, c, p->status ? p->status : 503,
 				       p->status == 429 ? "Retry-After: 1\r\n" : NULL,

@@ -98,9 +98,11 @@ struct sp_pubreq {
 	struct sp_ipaddr client;      /* --pub-max-rate counts per address */
 	uint16_t event_len;           /* 0: no event type */
 	char event[SP_EVENT_TYPE_MAX + 1];
+	uint64_t dedup;               /* hash of topic + idempotency key; 0 = none */
 	size_t data_len;
 	/* answer (router) */
 	uint64_t id;                  /* the event's id, or 0 when refused */
+	bool dup;                     /* <id> is an earlier publish's: same key */
 	int status;                   /* HTTP status of a refusal */
 	const char *err;              /* static reason of a refusal */
 	char data[];

@@ -85,6 +85,7 @@ struct sp_config {
 	uint32_t pub_max_rate;          /* events/s per publisher connection; 0 = no cap */
 	uint32_t pub_max_conns;
 	bool http_publish;          /* POST /publish/<topic> on the HTTP listener */
+	uint32_t publish_dedup_s;   /* how long an HTTP publish's idempotency key is kept */
 	bool dashboard;             /* GET /dashboard and its stats stream */
 	/* subscribers: authentication (auth.c) */
 	enum sp_auth_mode auth_mode;

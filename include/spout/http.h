@@ -56,6 +56,8 @@ struct sp_http_req {
 	size_t expect_len;
 	const char *spout_event;      /* Spout-Event: the published event's type */
 	size_t spout_event_len;
+	const char *idempotency_key;  /* Idempotency-Key (POST /publish) */
+	size_t idempotency_key_len;
 	const char *xff[SP_HTTP_XFF_MAX];  /* X-Forwarded-For lines, in order */
 	size_t xff_len[SP_HTTP_XFF_MAX];
 	unsigned nxff;

@@ -45,6 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		inside(req.host, req.host_len, buf, head);
 		inside(req.authorization, req.authorization_len, buf, head);
 		inside(req.cookie, req.cookie_len, buf, head);
+		inside(req.expect, req.expect_len, buf, head);
+		inside(req.spout_event, req.spout_event_len, buf, head);
+		inside(req.idempotency_key, req.idempotency_key_len, buf, head);
 		for (unsigned i = 0; i < req.nxff; i++)
 			inside(req.xff[i], req.xff_len[i], buf, head);
 		if (sp_http_parse_topics(&req, SP_HTTP_TOPICS_MAX, &topics, &reason) == 0)

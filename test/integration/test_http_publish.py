@@ -168,6 +168,43 @@ def slow_bodies_timeouts_and_abandoned_requests():
         c.close()
 
 
+@test(timeout=30)
+def idempotency_key_publishes_once():
+    with Broker("--http-publish", "--publish-dedup-s", "2") as b:
+        c = b.sse("/events?topic=t&topic=u")
+        c.wait_head()
+        r1 = post(b, "/publish/t?id=order-17", "first")
+        eq(r1.status, 201, r1.describe())
+        first = json.loads(r1.body)["id"]
+        r2 = post(b, "/publish/t?id=order-17", "retry with other data")
+        eq(r2.status, 200, "a retry: %s" % r2.describe())
+        doc = json.loads(r2.body)
+        eq((doc["id"], doc.get("duplicate")), (first, True), "the first id, marked duplicate")
+        eq(r2.headers.get("spout-event-id"), first, "header too")
+        r3 = post(b, "/publish/t", "x", "Idempotency-Key: order-17\r\n")
+        eq((r3.status, json.loads(r3.body)["id"]), (200, first), "the header form is the same key")
+        r4 = post(b, "/publish/u?id=order-17", "other topic")
+        eq(r4.status, 201, "the same key on another topic is another event")
+        evs = c.expect_events(2)
+        eq([(e.id, e.data) for e in evs], [(first, "first"), (json.loads(r4.body)["id"], "other topic")],
+           "one event per key and topic")
+        c.expect_no_event(0.3)
+        time.sleep(2.2)   # --publish-dedup-s 2: the key is forgotten
+        r5 = post(b, "/publish/t?id=order-17", "again")
+        eq(r5.status, 201, "after the window: %s" % r5.describe())
+        check(int(json.loads(r5.body)["id"]) > int(first), "a new id")
+        for bad in ("/publish/t?id=two%20words", "/publish/t?id=" + "k" * 129, "/publish/t?id="):
+            r = post(b, bad, "x")
+            eq(r.status, 400, "%s: %s" % (bad, r.describe()))
+            check(b"idempotency key" in r.body, r.describe())
+        eq(b.metric("spout_http_publishes_total"), 3, "duplicates are not publishes")
+        c.close()
+    with Broker("--http-publish", "--publish-dedup-s", "0") as b:
+        r = post(b, "/publish/t?id=k", "x")
+        eq(r.status, 400, "keys off: %s" % r.describe())
+        check(b"--publish-dedup-s 0" in r.body, r.describe())
+
+
 @test
 def http_publish_refused_off_loopback_without_a_token():
     rc, _, err = run_spoutd(["--http", "0.0.0.0:0", "--http-publish"])
@@ -185,6 +222,14 @@ def cluster_post_on_one_node_reaches_the_others():
         i = int(json.loads(r.body)["id"])
         ev = c.expect_events(1)[0]
         eq((int(ev.id), ev.data), (i, "across"), "node 2 got node 1's POST with its id")
+        # a retry with the same key through another node: Redis knows it
+        r1 = post(cl.nodes[0], "/publish/x?id=k-9", "once")
+        eq(r1.status, 201, r1.describe())
+        r2 = post(cl.nodes[1], "/publish/x", "twice?", "Idempotency-Key: k-9\r\n")
+        eq(r2.status, 200, "retry on node 2: %s" % r2.describe())
+        eq(json.loads(r2.body)["id"], json.loads(r1.body)["id"], "the same id")
+        eq([e.data for e in c.expect_events(1)], ["once"], "one event")
+        c.expect_no_event(0.3)
         cl.redis.stop()
         r = post(cl.nodes[0], "/publish/x", "lost?")
         eq(r.status, 503, "Redis down: %s" % r.describe())

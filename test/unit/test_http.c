@@ -997,7 +997,8 @@ Test(http, too_many_x_forwarded_for_lines)
 Test(http, post_with_expect_and_event_type)
 {
 	const char raw[] = "POST /publish/news HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-			   "Expect: 100-continue\r\nSpout-Event: alert\r\n\r\n";
+			   "Expect: 100-continue\r\nSpout-Event: alert\r\n"
+			   "Idempotency-Key: order-17\r\n\r\n";
 	struct sp_http_req req;
 	const char *reason;
 
@@ -1006,6 +1007,7 @@ Test(http, post_with_expect_and_event_type)
 	cr_expect_eq(req.content_length, 5);
 	expect_field("expect", req.expect, req.expect_len, "100-continue");
 	expect_field("spout_event", req.spout_event, req.spout_event_len, "alert");
+	expect_field("idempotency_key", req.idempotency_key, req.idempotency_key_len, "order-17");
 	const char dup[] = "POST /publish/news HTTP/1.1\r\nHost: x\r\nSpout-Event: a\r\n"
 			   "Spout-Event: b\r\n\r\n";
 	cr_expect_eq(parse_whole(dup, sizeof(dup) - 1, &req, &reason), 400);
