@@ -16,12 +16,12 @@
  * for Redis to confirm the subscription: an event published after a client
  * saw its head is never missed.
  *
- * Resumption reads the shared history after the subscriptions are
- * confirmed, and the answer is completed with the local history when it
- * enters the worker's ring (router.c, finish_replay): every event is in
- * the Redis read, or was received live before the answer (then it is in
- * local history), or arrives after it - no gap, and duplicates between the
- * two reads are dropped by id.
+ * Resumption (router_bp_replay.c) reads the shared history after the
+ * subscriptions are confirmed, and the answer is completed with the local
+ * history when it enters the worker's ring (router.c, finish_replay):
+ * every event is in the Redis read, or was received live before the
+ * answer (then it is in local history), or arrives after it - no gap, and
+ * duplicates between the two reads are dropped by id.
  *
  * Health: each node PUBLISHes a heartbeat to itself every --redis-probe-ms
  * over <cmd> and must see it come back over <sub>. /readyz is 503 when it
@@ -47,96 +47,16 @@
 #include "spout/sys.h"
 #include "spout/topic.h"
 #include "router_bp_lua.h"
-#include "router_internal.h"
+#include "router_bp_internal.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 #define INBOX_HIGH 65536          /* received events waiting: stop reading Redis */
-#define PATTERN_TOPICS_MAX 1024   /* topics one pattern replay reads */
-#define KEY_MAX (SP_REDIS_PREFIX_MAX + SP_TOPIC_MAX + 16)
-
-/* rtopic.bp: where this node's Redis subscription for the name stands. */
-enum bp_sub {
-	BPS_NONE = 0,       /* not subscribed (backplane down) */
-	BPS_WAIT_UNSUB,     /* an UNSUBSCRIBE of the same name is in flight */
-	BPS_PENDING,        /* SUBSCRIBE sent */
-	BPS_LIVE,           /* confirmed: every later event reaches us */
-};
-
-/* A name whose UNSUBSCRIBE is in flight. hiredis keeps one callback per
- * channel and drops it on the unsubscribe confirmation, so subscribing
- * again before that confirmation would lose the channel's messages. */
-struct unsub {
-	struct sp_tnode node;
-	char name[];
-};
-
-struct bp_replay {
-	struct sp_list link;          /* on bp->waiting */
-	struct sp_bp *bp;
-	struct sp_replay *rp;
-	unsigned worker;
-	int gap;
-	uint64_t snap;                /* Redis' counter when the first read ran */
-	bool listing;                 /* the read in flight also lists topics */
-	struct sp_frame **frames;
-	size_t n, cap;
-};
-
-struct sp_bp {
-	struct sp_router *r;
-	const struct sp_config *cfg;
-	struct sp_rlink_set set;
-	struct sp_rlink cmd, sub;
-	bool open;                    /* links exist (connecting or up) */
-	bool cmd_ready, sub_ready, up;
-	int setup_left;               /* <cmd> set-up replies still due */
-	char sha_publish[48], sha_replay[48];
-	uint64_t retry_at_ms, backoff_ms;
-	uint64_t next_probe_ms, probe_ok_ms;  /* probe_ok 0: none back yet */
-	uint64_t up_ms;
-	uint64_t floor;               /* highest id this node saw or handed out */
-	uint64_t epoch;               /* <base> of the newest event received */
-	bool more;                    /* the links have unread input */
-	struct sp_tmap unsubs;
-	struct sp_list waiting;       /* replays waiting for live subscriptions */
-	struct sp_frame **inbox;      /* received, waiting for ring room */
-	size_t in_head, in_n, in_cap;
-	char key_seq[KEY_MAX], key_base[KEY_MAX], key_topics[KEY_MAX];
-	char chan[KEY_MAX];           /* "<prefix>:e:" */
-	size_t chan_len;
-	char hb[KEY_MAX];             /* "<prefix>:hb:<node>" */
-	char history[16], ttl_ms[24];
-	char why[160];                /* the last failure, for the down log */
-};
-
-static uint64_t now_ms(void)
-{
-	return sp_now_ms();
-}
 
 static bool str_is(const redisReply *r, const char *s)
 {
 	return r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) &&
 	       r->len == strlen(s) && strncasecmp(r->str, s, r->len) == 0;
-}
-
-/* A decimal uint64 from a reply (string or integer); 0 when it is not one. */
-static uint64_t reply_u64(const redisReply *r)
-{
-	if (r == NULL)
-		return 0;
-	if (r->type == REDIS_REPLY_INTEGER)
-		return r->integer > 0 ? (uint64_t)r->integer : 0;
-	if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20)
-		return 0;
-	uint64_t v = 0;
-	for (size_t i = 0; i < r->len; i++) {
-		if (r->str[i] < '0' || r->str[i] > '9')
-			return i > 0 && r->str[i] == '-' ? v : 0;   /* "123-0" stream ids */
-		v = v * 10 + (uint64_t)(r->str[i] - '0');
-	}
-	return v;
 }
 
 static void set_health(struct sp_bp *bp, enum sp_bp_health h)
@@ -187,7 +107,7 @@ static struct rtopic *rtopic_by_channel(struct sp_bp *bp, const char *s, size_t 
 	return n ? sp_container_of(n, struct rtopic, node) : NULL;
 }
 
-static void stream_key(const struct sp_bp *bp, const char *topic, size_t len, char *out)
+void bp_stream_key(const struct sp_bp *bp, const char *topic, size_t len, char *out)
 {
 	snprintf(out, KEY_MAX, "{%s}:s:%.*s", bp->cfg->redis_prefix, (int)len, topic);
 }
@@ -289,349 +209,6 @@ static void forget_each(struct sp_tnode *n, void *arg)
 
 	t->bp = BPS_NONE;
 	release_parked(bp->r, t);
-}
-
-/* --- replays ------------------------------------------------------------ */
-
-static void replay_read(struct bp_replay *br, const char *const *names, const uint16_t *lens,
-			unsigned n, bool list);
-
-static void replay_free(struct bp_replay *br)
-{
-	for (size_t i = 0; i < br->n; i++)
-		sp_frame_release(br->frames[i]);
-	free(br->frames);
-	free(br);
-}
-
-/* Answer from local history only (Redis away or failing): the client is
- * told it may have missed events unless it is fully up to date. */
-static void replay_fallback(struct bp_replay *br)
-{
-	struct sp_router *r = br->bp->r;
-	struct sp_replay *rp = br->rp;
-
-	router_replay_local(r, rp);
-	if (rp->gap == SP_GAP_NONE && (rp->after == 0 || rp->after < r->last_id))
-		rp->gap = SP_GAP_EVICTED;
-	router_ack(r, br->worker, &rp->hdr);
-	replay_free(br);
-}
-
-static int cmp_frame_id(const void *a, const void *b)
-{
-	uint64_t x = (*(struct sp_frame *const *)a)->id, y = (*(struct sp_frame *const *)b)->id;
-	return x < y ? -1 : x > y;
-}
-
-static void replay_finish(struct bp_replay *br)
-{
-	struct sp_replay *rp = br->rp;
-	struct sp_router *r = br->bp->r;
-
-	/* A frame reached through two names (a topic and a pattern) once.
-	 * Frames newer than the first read's counter were published after
-	 * it, so they reach this node live (router.c, finish_replay). */
-	if (br->n > 1)
-		qsort(br->frames, br->n, sizeof(*br->frames), cmp_frame_id);
-	size_t k = 0;
-	for (size_t i = 0; i < br->n; i++) {
-		if (br->frames[i]->id > br->snap ||
-		    (k > 0 && br->frames[k - 1]->id == br->frames[i]->id))
-			sp_frame_release(br->frames[i]);
-		else
-			br->frames[k++] = br->frames[i];
-	}
-	rp->frames = br->frames;
-	rp->nframes = k;
-	rp->gap = br->gap;
-	rp->upto = br->snap;
-	rp->merge_local = true;
-	br->frames = NULL;
-	br->n = 0;
-	sp_stat_add(&r->bp.replays, 1);
-	sp_stat_add(&r->stats.replays, 1);
-	if (rp->gap != SP_GAP_NONE)
-		sp_stat_add(&r->stats.replay_gaps, 1);
-	router_ack(r, br->worker, &rp->hdr);
-	replay_free(br);
-}
-
-static int replay_keep(struct bp_replay *br, struct sp_frame *f)
-{
-	if (br->n == br->cap) {
-		size_t cap = br->cap ? br->cap * 2 : 64;
-		struct sp_frame **v = realloc(br->frames, cap * sizeof(*v));
-		if (v == NULL)
-			return -ENOMEM;
-		br->frames = v;
-		br->cap = cap;
-	}
-	br->frames[br->n++] = f;
-	return 0;
-}
-
-/* One topic's part of a REPLAY answer: {name, last id, entries}. */
-static int replay_topic(struct bp_replay *br, const redisReply *t)
-{
-	uint64_t after = br->rp->after;
-
-	if (t->type != REDIS_REPLY_ARRAY || t->elements != 3 ||
-	    t->element[0]->type != REDIS_REPLY_STRING || t->element[2]->type != REDIS_REPLY_ARRAY)
-		return -EPROTO;
-	const redisReply *name = t->element[0], *entries = t->element[2];
-	if (entries->elements == 0) {
-		/* Nothing retained after <after>: lost only if the topic had
-		 * events after it (its stream expired or was dropped). */
-		if (reply_u64(t->element[1]) > after)
-			br->gap = SP_GAP_EVICTED;
-		return 0;
-	}
-	for (size_t i = 0; i < entries->elements; i++) {
-		const redisReply *e = entries->element[i];
-		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-		    e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements != 6)
-			return -EPROTO;
-		const redisReply *fv = e->element[1];
-		uint64_t id = reply_u64(e->element[0]);
-		if (id == 0)
-			return -EPROTO;
-		/* The first entry after <after> should follow it directly on
-		 * this topic; if its predecessor is newer, trimming took some. */
-		if (i == 0 && reply_u64(fv->element[1]) > after)
-			br->gap = SP_GAP_EVICTED;
-		struct sp_event ev = { .topic = name->str, .topic_len = name->len,
-				       .event = fv->element[3]->len ? fv->element[3]->str : NULL,
-				       .event_len = fv->element[3]->len,
-				       .data = fv->element[5]->str, .data_len = fv->element[5]->len,
-				       .id = id };
-		ev.topic_hash = sp_topic_hash(ev.topic, ev.topic_len);
-		struct sp_frame *f = sp_frame_new_event(&ev);
-		if (f == NULL)
-			return -ENOMEM;
-		if (replay_keep(br, f) != 0) {
-			sp_frame_release(f);
-			return -ENOMEM;
-		}
-	}
-	return 0;
-}
-
-/* Pattern phase: read the streams of the topics published since <after>
- * that one of the connection's patterns matches and no exact name covers. */
-static bool replay_patterns(struct bp_replay *br, const redisReply *list)
-{
-	struct sp_replay *rp = br->rp;
-	const char **names = malloc(PATTERN_TOPICS_MAX * sizeof(*names));
-	uint16_t *lens = malloc(PATTERN_TOPICS_MAX * sizeof(*lens));
-	unsigned n = 0;
-
-	if (names == NULL || lens == NULL) {
-		free(names);
-		free(lens);
-		br->gap = SP_GAP_EVICTED;
-		return false;
-	}
-	for (size_t i = 0; i < list->elements; i++) {
-		const redisReply *e = list->element[i];
-		if (e->type != REDIS_REPLY_STRING || e->len > SP_TOPIC_MAX)
-			continue;
-		bool wanted = false, exact = false;
-		for (unsigned k = 0; k < rp->ntopics; k++) {
-			if (sp_pattern_is_wild(rp->topic[k], rp->len[k]))
-				wanted |= sp_pattern_match(rp->topic[k], rp->len[k], e->str, e->len);
-			else
-				exact |= rp->len[k] == e->len && memcmp(rp->topic[k], e->str, e->len) == 0;
-		}
-		if (!wanted || exact)
-			continue;
-		if (n == PATTERN_TOPICS_MAX) {
-			br->gap = SP_GAP_EVICTED;   /* too many to replay: say so */
-			break;
-		}
-		names[n] = e->str;
-		lens[n++] = (uint16_t)e->len;
-	}
-	if (list->elements >= 10000)
-		br->gap = SP_GAP_EVICTED;           /* the script's LIMIT cut the list */
-	if (n > 0)
-		replay_read(br, names, lens, n, false);
-	free(names);
-	free(lens);
-	return n > 0;
-}
-
-static void on_replay_read(redisAsyncContext *ac, void *reply, void *priv)
-{
-	struct bp_replay *br = priv;
-	struct sp_bp *bp = br->bp;
-	const redisReply *rep = reply;
-	uint64_t after = br->rp->after;
-
-	if (rep == NULL) {                  /* the link went away */
-		replay_fallback(br);
-		return;
-	}
-	sp_rlink_replied(&bp->cmd, now_ms());
-	if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
-		sp_stat_add(&bp->r->bp.errors, 1);
-		sp_log(SP_LOG_WARN, "backplane replay failed", "error=%s",
-		       rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-		replay_fallback(br);
-		return;
-	}
-	uint64_t seq = reply_u64(rep->element[0]), base = reply_u64(rep->element[1]);
-	if (br->snap == 0)
-		br->snap = seq;                  /* the first read's, not the pattern phase's */
-	if (after != 0 && seq != 0 && after > seq && br->gap == SP_GAP_NONE)
-		br->gap = SP_GAP_UNKNOWN_ID;
-	else if (after != 0 && (seq == 0 || after < base))
-		br->gap = SP_GAP_EVICTED;   /* from before Redis' current counter */
-	const redisReply *list = NULL;
-	size_t end = rep->elements;
-	if (br->listing) {
-		list = rep->element[--end];         /* the topic list comes last */
-		if (list->type != REDIS_REPLY_ARRAY || end < 2)
-			list = NULL;
-		br->listing = false;
-	}
-	for (size_t i = 2; i < end; i++) {
-		int rc = replay_topic(br, rep->element[i]);
-		if (rc != 0) {
-			sp_stat_add(&bp->r->bp.errors, 1);
-			sp_log(SP_LOG_WARN, "backplane replay failed", "error=%s",
-			       rc == -ENOMEM ? "out of memory" : "unexpected reply");
-			replay_fallback(br);
-			return;
-		}
-	}
-	if (list != NULL && replay_patterns(br, list))
-		return;   /* the pattern phase finishes it */
-	replay_finish(br);
-}
-
-/* EVALSHA replay on <names>; with <list> also list recent topics. */
-static void replay_read(struct bp_replay *br, const char *const *names, const uint16_t *lens,
-			unsigned n, bool list)
-{
-	struct sp_bp *bp = br->bp;
-	/* EVALSHA sha numkeys, 3 + n keys, after count list, n names */
-	unsigned argc = 3 + 3 + n + 3 + n;
-	const char **argv = calloc(argc, sizeof(*argv));
-	size_t *alen = calloc(argc, sizeof(*alen));
-	char *keys = malloc((size_t)n * KEY_MAX + 1);
-	char nkeys[16], after[24], count[16];
-
-	if (argv == NULL || alen == NULL || keys == NULL) {
-		free(argv);
-		free(alen);
-		free(keys);
-		replay_fallback(br);
-		return;
-	}
-	snprintf(nkeys, sizeof(nkeys), "%u", 3 + n);
-	snprintf(after, sizeof(after), "%llu", (unsigned long long)br->rp->after);
-	snprintf(count, sizeof(count), "%s", bp->history);
-	unsigned a = 0;
-	argv[a++] = "EVALSHA";
-	argv[a++] = bp->sha_replay;
-	argv[a++] = nkeys;
-	argv[a++] = bp->key_seq;
-	argv[a++] = bp->key_base;
-	argv[a++] = bp->key_topics;
-	for (unsigned i = 0; i < n; i++) {
-		stream_key(bp, names[i], lens[i], keys + (size_t)i * KEY_MAX);
-		argv[a++] = keys + (size_t)i * KEY_MAX;
-	}
-	argv[a++] = after;
-	argv[a++] = count;
-	argv[a++] = list ? "1" : "0";
-	for (unsigned i = 0; i < n; i++) {
-		alen[a] = lens[i];
-		argv[a++] = names[i];
-	}
-	for (unsigned i = 0; i < argc; i++)
-		if (alen[i] == 0)
-			alen[i] = strlen(argv[i]);
-	br->listing = list;
-	int rc = sp_rlink_command(&bp->cmd, on_replay_read, br, (int)argc, argv, alen, now_ms());
-	free(argv);
-	free(alen);
-	free(keys);
-	if (rc != 0)
-		replay_fallback(br);
-}
-
-static bool replay_ready(struct sp_bp *bp, const struct sp_replay *rp)
-{
-	struct sp_router_local *L = bp->r->local;
-
-	for (unsigned i = 0; i < rp->ntopics; i++) {
-		struct sp_tnode *n = sp_tmap_find(&L->topics, sp_topic_hash(rp->topic[i], rp->len[i]),
-						  rp->topic[i], rp->len[i]);
-		if (n != NULL && sp_container_of(n, struct rtopic, node)->bp != BPS_LIVE)
-			return false;
-	}
-	return true;
-}
-
-static void replay_start(struct bp_replay *br)
-{
-	struct sp_replay *rp = br->rp;
-	const char *names[SP_REPLAY_TOPICS_MAX];
-	uint16_t lens[SP_REPLAY_TOPICS_MAX];
-	unsigned n = 0;
-	bool wild = false;
-
-	for (unsigned i = 0; i < rp->ntopics; i++) {
-		if (sp_pattern_is_wild(rp->topic[i], rp->len[i])) {
-			wild = true;
-			continue;
-		}
-		names[n] = rp->topic[i];
-		lens[n++] = rp->len[i];
-	}
-	replay_read(br, names, lens, n, wild);
-}
-
-/* Start every waiting replay whose subscriptions are now confirmed. */
-static void kick_replays(struct sp_bp *bp)
-{
-	struct sp_list round, *it;
-
-	/* replay_start may fail over to a fallback that acks at once, but it
-	 * never adds to <waiting>, so walking a taken copy is safe. */
-	sp_list_take(&round, &bp->waiting);
-	while ((it = sp_list_first(&round)) != NULL) {
-		sp_list_del(it);
-		struct bp_replay *br = sp_container_of(it, struct bp_replay, link);
-		if (replay_ready(bp, br->rp))
-			replay_start(br);
-		else
-			sp_list_add_tail(&bp->waiting, it);
-	}
-}
-
-void bp_replay(struct sp_router *r, unsigned w, struct sp_replay *rp)
-{
-	struct sp_bp *bp = r->local->bp;
-	struct bp_replay *br = calloc(1, sizeof(*br));
-
-	if (br == NULL) {
-		router_replay_local(r, rp);
-		rp->gap = SP_GAP_EVICTED;
-		router_ack(r, w, &rp->hdr);
-		return;
-	}
-	br->bp = bp;
-	br->rp = rp;
-	br->worker = w;
-	if (!bp->up) {
-		replay_fallback(br);
-		return;
-	}
-	sp_list_add_tail(&bp->waiting, &br->link);
-	kick_replays(bp);
 }
 
 /* --- receiving ---------------------------------------------------------- */
@@ -786,7 +363,7 @@ static void on_sub(redisAsyncContext *ac, void *reply, void *priv)
 		if (t != NULL && t->bp == BPS_PENDING) {
 			t->bp = BPS_LIVE;
 			release_parked(bp->r, t);
-			kick_replays(bp);
+			bp_kick_replays(bp);
 		}
 	} else if (str_is(kind, "unsubscribe") || str_is(kind, "punsubscribe")) {
 		char key[KEY_MAX + 1];
@@ -862,7 +439,7 @@ int bp_publish(struct sp_router *r, struct pub_waiter *wt, const struct sp_event
 
 	if (!bp->up)
 		return -ENOTCONN;
-	stream_key(bp, ev->topic, ev->topic_len, stream);
+	bp_stream_key(bp, ev->topic, ev->topic_len, stream);
 	int cl = snprintf(channel, sizeof(channel), "%s%.*s", bp->chan, (int)ev->topic_len, ev->topic);
 	snprintf(floor, sizeof(floor), "%llu", (unsigned long long)bp->floor);
 	snprintf(dkey, sizeof(dkey), "{%s}:d:%016llx", bp->cfg->redis_prefix,
@@ -1051,7 +628,7 @@ static void links_down(struct sp_bp *bp, const char *why)
 	struct sp_list *it;
 	while ((it = sp_list_first(&bp->waiting)) != NULL) {
 		sp_list_del(it);
-		replay_fallback(sp_container_of(it, struct bp_replay, link));
+		bp_replay_fallback(sp_container_of(it, struct bp_replay, link));
 	}
 	/* Exponential backoff with jitter, so nodes cut off together do not
 	 * all come back in the same millisecond. */
